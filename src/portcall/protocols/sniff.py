@@ -1,0 +1,52 @@
+"""Name the protocol behind a few bytes a peer sent: the evidence for `wrong-protocol`."""
+
+from __future__ import annotations
+
+import re
+
+_TEXT_PATTERNS: tuple[tuple[re.Pattern[bytes], str], ...] = (
+    (re.compile(rb"^HTTP/\d\.\d \d{3}"), "HTTP"),
+    (re.compile(rb"^\{[0-9A-Fa-f]{8}\} ?NODEINFO"), "Exchange routing (RESvc)"),
+    (re.compile(rb"^SSH-\d\.\d"), "SSH"),
+    (re.compile(rb"^\+OK"), "POP3"),
+    (re.compile(rb"^-ERR"), "POP3"),
+    (re.compile(rb"^\* (OK|PREAUTH|BYE)"), "IMAP4"),
+    (re.compile(rb"^\S+ (BAD|NO) ", re.I), "IMAP4"),
+    (re.compile(rb"^220[ -].*\bE?SMTP\b", re.I), "SMTP"),
+    (re.compile(rb"^220[ -].*\bFTP\b", re.I), "FTP"),
+    (re.compile(rb"^2[02][01][ -].*\b(NNTP|news|InterNetNews|INN)\b", re.I), "NNTP"),
+    (re.compile(rb"^20[01] "), "NNTP"),
+    (re.compile(rb"^220[ -]"), "SMTP"),
+    (re.compile(rb"^(421|554)[ -]"), "SMTP"),
+    (re.compile(rb"^5\d\d[ -]"), "a line protocol (SMTP, NNTP or FTP)"),
+    (re.compile(rb"^<(!DOCTYPE|html)", re.I), "HTTP"),
+)
+
+
+def _looks_like_tls(data: bytes) -> bool:
+    # A TLS record: content type handshake (22) or alert (21), version 3.x.
+    return len(data) >= 3 and data[0] in (0x15, 0x16) and data[1] == 0x03 and data[2] <= 0x04
+
+
+def _looks_like_ldap(data: bytes) -> bool:
+    # An LDAPMessage is a BER SEQUENCE whose first element is an INTEGER messageID.
+    if len(data) < 4 or data[0] != 0x30:
+        return False
+    length = data[1]
+    offset = 2 if length < 0x80 else 2 + (length & 0x7F)
+    return len(data) > offset and data[offset] == 0x02
+
+
+def identify(data: bytes) -> str | None:
+    """A person's name for the protocol these first bytes belong to, or None."""
+    if not data:
+        return None
+    if _looks_like_tls(data):
+        return "TLS"
+    if _looks_like_ldap(data):
+        return "LDAP"
+    head = data[:256]
+    for pattern, name in _TEXT_PATTERNS:
+        if pattern.search(head):
+            return name
+    return None

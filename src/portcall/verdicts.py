@@ -1,0 +1,125 @@
+"""The one vocabulary every part of portcall speaks: verdicts, findings and results.
+
+A probe of one (host, port) ends in exactly one `Verdict`. What it learnt besides the verdict
+(certificate problems, legacy TLS) is a list of `Finding`s, each with a `Severity`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from portcall.tls.facts import TlsFacts
+
+
+class Verdict(StrEnum):
+    """How one probe of one port ended; the set is closed."""
+
+    OK = "ok"
+    REFUSED = "refused"
+    FILTERED = "filtered"
+    UNREACHABLE = "unreachable"
+    UNRESOLVED = "unresolved"
+    SILENT = "silent"
+    WRONG_PROTOCOL = "wrong-protocol"
+    NO_STARTTLS = "no-starttls"
+    TLS_FAILED = "tls-failed"
+
+
+#: Verdicts that say nothing is listening or reachable: information unless the port is required.
+ABSENT = frozenset({Verdict.REFUSED, Verdict.FILTERED, Verdict.UNREACHABLE, Verdict.UNRESOLVED})
+
+#: Verdicts that say something answered, but not the right service or not in the right way.
+BROKEN = frozenset(
+    {Verdict.SILENT, Verdict.WRONG_PROTOCOL, Verdict.NO_STARTTLS, Verdict.TLS_FAILED}
+)
+
+
+class Severity(StrEnum):
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+
+
+class FindingCode(StrEnum):
+    CERT_EXPIRED = "cert-expired"
+    CERT_NOT_YET_VALID = "cert-not-yet-valid"
+    CERT_EXPIRING = "cert-expiring"
+    CERT_NAME_MISMATCH = "cert-name-mismatch"
+    CERT_UNTRUSTED = "cert-untrusted"
+    CERT_SELF_SIGNED = "cert-self-signed"
+    TLS_LEGACY = "tls-legacy"
+
+
+#: The severity each finding carries; one table so that every report agrees.
+FINDING_SEVERITY: dict[FindingCode, Severity] = {
+    FindingCode.CERT_EXPIRED: Severity.ERROR,
+    FindingCode.CERT_NOT_YET_VALID: Severity.ERROR,
+    FindingCode.CERT_NAME_MISMATCH: Severity.ERROR,
+    FindingCode.CERT_UNTRUSTED: Severity.ERROR,
+    FindingCode.CERT_EXPIRING: Severity.WARNING,
+    FindingCode.CERT_SELF_SIGNED: Severity.WARNING,
+    FindingCode.TLS_LEGACY: Severity.WARNING,
+}
+
+
+@dataclass(frozen=True)
+class Finding:
+    code: FindingCode
+    message: str
+
+    @property
+    def severity(self) -> Severity:
+        return FINDING_SEVERITY[self.code]
+
+    def to_dict(self) -> dict[str, str]:
+        return {"code": str(self.code), "severity": str(self.severity), "message": self.message}
+
+
+class Health(StrEnum):
+    """The overall state of a run, which decides the exit code."""
+
+    HEALTHY = "healthy"
+    WARNINGS = "warnings"
+    FAILURES = "failures"
+
+
+@dataclass
+class Result:
+    """Everything portcall learnt about one port of one host."""
+
+    host: str
+    port: int
+    key: str
+    verdict: Verdict
+    reason: str
+    address: str | None = None
+    protocol: str | None = None
+    findings: list[Finding] = field(default_factory=list)
+    product: str | None = None
+    banner: str | None = None
+    capabilities: list[str] = field(default_factory=list)
+    details: dict[str, object] = field(default_factory=dict)
+    tls: TlsFacts | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    required: bool = False
+
+    def health(self) -> Health:
+        if self.verdict in BROKEN or (self.required and self.verdict in ABSENT):
+            return Health.FAILURES
+        severities = {f.severity for f in self.findings}
+        if Severity.ERROR in severities:
+            return Health.FAILURES
+        if Severity.WARNING in severities:
+            return Health.WARNINGS
+        return Health.HEALTHY
+
+
+def overall_health(results: list[Result]) -> Health:
+    states = {r.health() for r in results}
+    for state in (Health.FAILURES, Health.WARNINGS):
+        if state in states:
+            return state
+    return Health.HEALTHY
