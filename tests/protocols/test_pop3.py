@@ -12,7 +12,8 @@ from portcall.protocols.pop3 import Pop3Client
 from tests.protocols.transcript import EOF_, TLS, C, S, play, play_both_ways
 
 EXCHANGE_2003 = (
-    b"+OK Microsoft Exchange Server 2003 POP3 server version 6.5.7638.1 (mail.example.com) ready.\r\n"
+    b"+OK Microsoft Exchange Server 2003 POP3 server version 6.5.7638.1"
+    b" (mail.example.com) ready.\r\n"
 )
 CAPA_WITH_STLS = b"+OK\r\nTOP\r\nUSER\r\nSTLS\r\nUIDL\r\n.\r\n"
 
