@@ -25,6 +25,27 @@ def _smtpsvc(match: re.Match[str]) -> str:
     return f"Microsoft SMTP Service {version} ({windows})"
 
 
+_SMTPSVC = re.compile(r"Microsoft ESMTP MAIL Service, Version: (?P<version>[\d.]+)")
+
+
+def exchange_smtp_product(banner: str | None) -> str:
+    """Name the Exchange release behind an SMTP banner whose EHLO showed Exchange's verbs.
+
+    The banner only tells the Windows build. Exchange 2003 runs on Windows 2000 and on
+    Windows Server 2003, Exchange 2000 only on Windows 2000, so a 5.0.2195 build cannot tell
+    the two releases apart.
+    """
+    match = _SMTPSVC.search(banner or "")
+    if match is None:
+        return "Microsoft Exchange"
+    version = match.group("version")
+    if version.startswith("6.0.3790"):
+        return f"Microsoft Exchange 2003 (SMTP service {version})"
+    if version.startswith("5.0.2195"):
+        return f"Microsoft Exchange 2000 or 2003 (SMTP service {version})"
+    return f"Microsoft Exchange (SMTP service {version})"
+
+
 def _fixed(name: str) -> _Namer:
     return lambda match: name
 
@@ -38,7 +59,7 @@ def _with_version(name: str) -> _Namer:
 
 
 _PATTERNS: tuple[tuple[re.Pattern[str], _Namer], ...] = (
-    (re.compile(r"Microsoft ESMTP MAIL Service, Version: (?P<version>[\d.]+)"), _smtpsvc),
+    (_SMTPSVC, _smtpsvc),
     (
         re.compile(
             r"Microsoft Exchange (?:Server )?(?:2000|2003) \S+ server version (?P<version>[\d.]+)"
@@ -46,8 +67,15 @@ _PATTERNS: tuple[tuple[re.Pattern[str], _Namer], ...] = (
         _exchange,
     ),
     (re.compile(r"Microsoft Routing Server"), _fixed("Microsoft Exchange routing engine (RESvc)")),
+    # Debian's default smtpd_banner names the distribution; a bare "(3.7.11)" is the version.
+    (re.compile(r"ESMTP Postfix \((?P<version>\d[\d.]*)\)"), _with_version("Postfix")),
     (re.compile(r"ESMTP Postfix"), _fixed("Postfix")),
     (re.compile(r"\bDovecot\b"), _fixed("Dovecot")),
+    # The IIS NNTP service that Exchange 2000/2003 uses never says "Microsoft" in its greeting.
+    (
+        re.compile(r"\bNNTP Service (?P<version>\d[\d.]*) Version: \d"),
+        _with_version("Microsoft NNTP Service"),
+    ),
     (re.compile(r"InterNetNews(?: NNRP)? server INN (?P<version>[\d.]+)"), _with_version("INN")),
     (re.compile(r"\bINN (?P<version>\d[\d.]*)"), _with_version("INN")),
     (re.compile(r"Cyrus IMAP\S* v?(?P<version>[\d.]+)?"), _with_version("Cyrus IMAP")),

@@ -13,7 +13,7 @@ _TEXT_PATTERNS: tuple[tuple[re.Pattern[bytes], str], ...] = (
     (re.compile(rb"^\* (OK|PREAUTH|BYE)"), "IMAP4"),
     (re.compile(rb"^\S+ (BAD|NO) ", re.I), "IMAP4"),
     (re.compile(rb"^220[ -].*\bE?SMTP\b", re.I), "SMTP"),
-    (re.compile(rb"^220[ -].*\bFTP\b", re.I), "FTP"),
+    (re.compile(rb"^220[ -].*(\bFTP\b|FTPd\b|\bProFTPD\b)", re.I), "FTP"),
     (re.compile(rb"^2[02][01][ -].*\b(NNTP|news|InterNetNews|INN)\b", re.I), "NNTP"),
     (re.compile(rb"^20[01] "), "NNTP"),
     (re.compile(rb"^220[ -]"), "SMTP"),
