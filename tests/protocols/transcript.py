@@ -40,6 +40,7 @@ def play(hs: Handshake, steps: list[Step], *, byte_at_a_time: bool = False) -> S
     Client bytes that follow the last scripted step (a QUIT, say) are allowed and ignored.
     """
     pending = list(steps)
+    step: Step | None
     while True:
         event = hs.next_event()
         if isinstance(event, Done):

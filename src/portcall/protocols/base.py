@@ -23,6 +23,8 @@ from typing import ClassVar, Final
 from portcall.protocols.sniff import identify
 
 DEFAULT_REPLY_LIMIT: Final = 64 * 1024
+#: How much of a stranger's reply is read, at most, to name the protocol it belongs to.
+EVIDENCE_BYTES: Final = 256
 
 
 class _NeedData:
@@ -215,6 +217,18 @@ class Handshake(ABC):
         """One text line without its line end; a lone LF is accepted as a line end too."""
         raw = yield from self.read_until(b"\n")
         return raw.rstrip(b"\r\n").decode("utf-8", "replace")
+
+    def gather_evidence(self, start: bytes) -> Generator[Event, None, bytes]:
+        """`start` and a little more of a reply that is not the expected protocol, up to a line
+        end, `EVIDENCE_BYTES`, a TLS record header or the close: a lone "2" names nothing,
+        "220 mail ESMTP" names SMTP."""
+        seen = bytearray(start)
+        while b"\n" not in seen and len(seen) < EVIDENCE_BYTES and identify(bytes(seen)) != "TLS":
+            try:
+                seen += yield from self.read_exactly(1)
+            except PeerClosed:
+                break
+        return bytes(seen)
 
     @property
     def buffered(self) -> bytes:

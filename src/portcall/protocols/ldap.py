@@ -21,7 +21,6 @@ from pyasn1_modules import rfc2251
 from portcall.protocols.base import (
     Event,
     Handshake,
-    PeerClosed,
     ProbeOptions,
     ReplyTooLong,
     Send,
@@ -31,7 +30,6 @@ from portcall.protocols.base import (
     StartTLSUnavailable,
     Steps,
 )
-from portcall.protocols.sniff import identify
 
 STARTTLS_OID: Final = "1.3.6.1.4.1.1466.20037"
 NOTICE_OF_DISCONNECTION_OID: Final = "1.3.6.1.4.1.1466.20036"
@@ -66,8 +64,6 @@ ROOTDSE_ATTRIBUTES: Final = (
 MAX_SEARCH_MESSAGES: Final = 64
 #: Unsolicited notifications other than a disconnection that we skip before giving up.
 MAX_UNSOLICITED: Final = 8
-#: How much of a non-LDAP reply is read so that the sniffer can name it.
-EVIDENCE_BYTES: Final = 256
 
 #: The constructed SEQUENCE tag every LDAPMessage starts with (RFC 4511 section 4.1.1).
 _SEQUENCE_TAG: Final = 0x30
@@ -254,7 +250,7 @@ class LdapClient(Handshake):
         """One whole LDAPMessage, framed by its outer tag and length, decoded by pyasn1."""
         tag = yield from self.read_exactly(1)
         if tag[0] != _SEQUENCE_TAG:
-            seen = yield from self._evidence(tag)
+            seen = yield from self.gather_evidence(tag)
             raise self.wrong_protocol(f"it sent {seen[:60]!r}")
         length, length_octets = yield from self._read_length()
         if length > self.options.reply_limit:
@@ -277,17 +273,6 @@ class LdapClient(Handshake):
             raise self.wrong_protocol("a BER indefinite length, which LDAP forbids")
         rest = yield from self.read_exactly(count)
         return int.from_bytes(rest, "big"), first + rest
-
-    def _evidence(self, start: bytes) -> Generator[Event, None, bytes]:
-        """More of a reply that is not BER, up to a line end, a few hundred bytes, or the
-        close: a text protocol needs its first line before the sniffer can name it."""
-        seen = bytearray(start)
-        while b"\n" not in seen and len(seen) < EVIDENCE_BYTES and identify(bytes(seen)) != "TLS":
-            try:
-                seen += yield from self.read_exactly(1)
-            except PeerClosed:
-                break
-        return bytes(seen)
 
 
 # -- building requests -----------------------------------------------------------------------

@@ -1,0 +1,38 @@
+"""Interop tests need root and real daemons. When either is missing they fail, loudly:
+a CI run that silently skipped them would claim a proof it never made."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+from tests.interop.lab.lab import sweep_stale_namespaces
+
+#: Programs the lab itself and its own tests run (OpenLDAP, nginx, iproute2, nftables).
+REQUIRED_TOOLS = ("ip", "nft", "slapd", "slapadd", "ldapsearch", "nginx", "openssl")
+
+INSTALL_HINT = (
+    "install them with: apt-get install -y slapd ldap-utils dovecot-imapd dovecot-pop3d "
+    "postfix inn2 nginx-light nftables openssl iproute2"
+)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def lab_tools_present() -> None:
+    """Fail (never skip) when the lab cannot run here."""
+    if os.geteuid() != 0:
+        pytest.fail(
+            "interop tests create network namespaces and start daemons: run them as root "
+            "(or deselect them with -m 'not interop')",
+            pytrace=False,
+        )
+    missing = [tool for tool in REQUIRED_TOOLS if shutil.which(tool) is None]
+    if missing:
+        pytest.fail(
+            f"interop lab programs not found on PATH: {', '.join(missing)}; {INSTALL_HINT}",
+            pytrace=False,
+        )
+    # Namespaces of runs that were killed hold daemons that would never be stopped otherwise.
+    sweep_stale_namespaces()
