@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from importlib import import_module
 
-from portcall.protocols.base import Handshake, ProbeOptions
+from portcall.protocols.base import Handshake, ProbeOptions, ServerHandshake, ServerOptions
 
 #: protocol name (as the catalog spells it) -> "module:ClassName" of its client handshake.
 CLIENTS: dict[str, str] = {
@@ -22,4 +22,23 @@ def client_for(protocol: str, options: ProbeOptions) -> Handshake:
     """A fresh client handshake for `protocol`."""
     module_name, class_name = CLIENTS[protocol].split(":")
     cls: type[Handshake] = getattr(import_module(module_name), class_name)
+    return cls(options)
+
+
+#: protocol name -> "module:ClassName" of its server-role handshake (the responders' side).
+SERVERS: dict[str, str] = {
+    "smtp": "portcall.protocols.smtp:SmtpServer",
+    "pop3": "portcall.protocols.pop3:Pop3Server",
+    "imap": "portcall.protocols.imap:ImapServer",
+    "nntp": "portcall.protocols.nntp:NntpServer",
+    "ldap": "portcall.protocols.ldap:LdapServer",
+    "http": "portcall.protocols.http:HttpServer",
+    "routing": "portcall.protocols.routing:RoutingServer",
+}
+
+
+def server_for(protocol: str, options: ServerOptions) -> ServerHandshake:
+    """A fresh server-role handshake for one connection speaking `protocol`."""
+    module_name, class_name = SERVERS[protocol].split(":")
+    cls: type[ServerHandshake] = getattr(import_module(module_name), class_name)
     return cls(options)

@@ -18,7 +18,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Generator
 from dataclasses import dataclass, field
-from typing import ClassVar, Final
+from typing import Any, ClassVar, Final
 
 from portcall.protocols.sniff import identify
 
@@ -130,26 +130,47 @@ class ProbeOptions:
     http_paths: tuple[str, ...] = ("/", "/exchange/")
 
 
-class Handshake(ABC):
-    """Base class: buffering, reading helpers and the event pump."""
+class _Closed:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "CLOSE"
+
+
+#: Server role: the conversation is over, the driver closes the connection.
+CLOSE: Final = _Closed()
+
+ServerEvent = _NeedData | Send | StartTLS | _Closed
+ServerSteps = Generator[ServerEvent, None, None]
+
+
+class SansIO(ABC):
+    """Buffering, reading helpers and the event pump shared by client and server roles.
+
+    Subclasses write the conversation as the generator `_conversation()`; `next_event`
+    advances it and turns its end into `_finish(value)`.
+    """
 
     #: The protocol's name as the catalog spells it (smtp, pop3, imap, nntp, ldap, http, routing).
     protocol: ClassVar[str]
     #: How people call it in a reason ("SMTP", "IMAP4").
     display_name: ClassVar[str]
 
-    def __init__(self, options: ProbeOptions | None = None) -> None:
-        self.options = options or ProbeOptions()
+    reply_limit: int = DEFAULT_REPLY_LIMIT
+
+    def __init__(self) -> None:
         self._buffer = bytearray()
         self._eof = False
         #: The first bytes the peer ever sent: evidence for naming a wrong protocol.
         self.first_bytes = b""
-        self._steps = self.run()
-        self._done: Done | None = None
+        self._steps: Generator[Any, None, Any] = self._conversation()
+        self._final: Any = None
 
     @abstractmethod
-    def run(self) -> Steps:
-        """The conversation, as a generator of events returning what was learnt."""
+    def _conversation(self) -> Generator[Any, None, Any]: ...
+
+    @abstractmethod
+    def _finish(self, value: Any) -> Any: ...
 
     # -- the driver's side -------------------------------------------------------------
 
@@ -163,14 +184,14 @@ class Handshake(ABC):
             self.first_bytes += data[: 512 - len(self.first_bytes)]
         self._buffer += data
 
-    def next_event(self) -> Event:
-        if self._done is not None:
-            return self._done
+    def _next(self) -> Any:
+        if self._final is not None:
+            return self._final
         try:
             return next(self._steps)
         except StopIteration as stop:
-            self._done = Done(stop.value)
-            return self._done
+            self._final = self._finish(stop.value)
+            return self._final
 
     def tls_started(self) -> None:
         """The connection now runs TLS: plaintext read before the upgrade must not be trusted
@@ -188,7 +209,7 @@ class Handshake(ABC):
 
     def read_until(self, separator: bytes = b"\r\n") -> Generator[Event, None, bytes]:
         """Bytes up to and including `separator`."""
-        limit = self.options.reply_limit
+        limit = self.reply_limit
         while True:
             index = self._buffer.find(separator)
             if index >= 0:
@@ -203,8 +224,8 @@ class Handshake(ABC):
             yield NEED_DATA
 
     def read_exactly(self, count: int) -> Generator[Event, None, bytes]:
-        if count > self.options.reply_limit:
-            raise ReplyTooLong(self.options.reply_limit, bytes(self._buffer[:512]))
+        if count > self.reply_limit:
+            raise ReplyTooLong(self.reply_limit, bytes(self._buffer[:512]))
         while len(self._buffer) < count:
             if self._eof:
                 raise PeerClosed(bytes(self._buffer))
@@ -238,3 +259,74 @@ class Handshake(ABC):
 class ServiceRefused(RemoteProtocolError):
     """The right protocol answered, but it turned the client away (a 421/554 greeting,
     `-ERR`, `* BYE`, NNTP 400/502)."""
+
+
+class Handshake(SansIO):
+    """Client role: a conversation that returns what it learnt about the service."""
+
+    def __init__(self, options: ProbeOptions | None = None) -> None:
+        self.options = options or ProbeOptions()
+        self.reply_limit = self.options.reply_limit
+        super().__init__()
+
+    @abstractmethod
+    def run(self) -> Steps:
+        """The conversation, as a generator of events returning what was learnt."""
+
+    def _conversation(self) -> Steps:
+        return self.run()
+
+    def _finish(self, value: ServiceInfo) -> Done:
+        return Done(value)
+
+    def next_event(self) -> Event:
+        event: Event = self._next()
+        return event
+
+
+@dataclass(frozen=True)
+class ServerOptions:
+    """What a server-role handshake needs to know beyond the bytes."""
+
+    #: The host name the responder claims in banners and certificates.
+    hostname: str = "mail.example.test"
+    #: Whose wire manners to copy: "exchange2003", "exchange2000" or "neutral".
+    profile: str = "exchange2003"
+    #: Offer STARTTLS (the catalog row upgrades in band and a certificate is at hand).
+    starttls: bool = True
+    #: The connection already runs TLS (implicit TLS port).
+    implicit_tls: bool = False
+    #: LDAP: answer as a Global Catalog (isGlobalCatalogReady TRUE on 3268/3269).
+    global_catalog: bool = False
+    #: The client's address, for greetings such as SMTP's "Hello [192.0.2.1]".
+    peer_address: str = ""
+    #: Byte limit of one client line or request; longer ones get an error and the door.
+    line_limit: int = 4096
+
+
+class ServerHandshake(SansIO):
+    """Server role: answers a client until it leaves, then yields CLOSE.
+
+    `heard` keeps each client command (its first words, never credentials) so that the
+    responder can log what was said on each connection.
+    """
+
+    def __init__(self, options: ServerOptions | None = None) -> None:
+        self.options = options or ServerOptions()
+        self.reply_limit = self.options.line_limit
+        self.heard: list[str] = []
+        super().__init__()
+
+    @abstractmethod
+    def serve(self) -> ServerSteps:
+        """The server's side of the conversation."""
+
+    def _conversation(self) -> ServerSteps:
+        return self.serve()
+
+    def _finish(self, value: None) -> _Closed:
+        return CLOSE
+
+    def next_event(self) -> ServerEvent:
+        event: ServerEvent = self._next()
+        return event
