@@ -207,7 +207,7 @@ class SansIO(ABC):
             detected = f"a non-conforming {self.display_name} service"
         return WrongProtocol(self.display_name, detected, evidence)
 
-    def read_until(self, separator: bytes = b"\r\n") -> Generator[Event, None, bytes]:
+    def read_until(self, separator: bytes = b"\r\n") -> Generator[_NeedData, None, bytes]:
         """Bytes up to and including `separator`."""
         limit = self.reply_limit
         while True:
@@ -223,7 +223,7 @@ class SansIO(ABC):
                 raise PeerClosed(bytes(self._buffer))
             yield NEED_DATA
 
-    def read_exactly(self, count: int) -> Generator[Event, None, bytes]:
+    def read_exactly(self, count: int) -> Generator[_NeedData, None, bytes]:
         if count > self.reply_limit:
             raise ReplyTooLong(self.reply_limit, bytes(self._buffer[:512]))
         while len(self._buffer) < count:
@@ -234,12 +234,12 @@ class SansIO(ABC):
         del self._buffer[:count]
         return chunk
 
-    def read_line(self) -> Generator[Event, None, str]:
+    def read_line(self) -> Generator[_NeedData, None, str]:
         """One text line without its line end; a lone LF is accepted as a line end too."""
         raw = yield from self.read_until(b"\n")
         return raw.rstrip(b"\r\n").decode("utf-8", "replace")
 
-    def gather_evidence(self, start: bytes) -> Generator[Event, None, bytes]:
+    def gather_evidence(self, start: bytes) -> Generator[_NeedData, None, bytes]:
         """`start` and a little more of a reply that is not the expected protocol, up to a line
         end, `EVIDENCE_BYTES`, a TLS record header or the close: a lone "2" names nothing,
         "220 mail ESMTP" names SMTP."""

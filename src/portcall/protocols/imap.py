@@ -1,17 +1,24 @@
-"""IMAP4rev1 (RFC 3501) with STARTTLS (RFC 2595, RFC 3501 section 6.2.1), client role."""
+"""IMAP4rev1 (RFC 3501) with STARTTLS (RFC 2595, RFC 3501 section 6.2.1): client and server
+roles."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 
 from portcall.protocols.base import (
     Event,
     Handshake,
+    LocalProtocolError,
+    PeerClosed,
     ProbeOptions,
     ReplyTooLong,
     Send,
+    ServerEvent,
+    ServerHandshake,
+    ServerOptions,
+    ServerSteps,
     ServiceInfo,
     ServiceRefused,
     StartTLS,
@@ -139,3 +146,209 @@ class ImapClient(Handshake):
     def _next_tag(self) -> str:
         self._tags += 1
         return f"a{self._tags}"
+
+
+# -- server role ---------------------------------------------------------------------------
+
+#: How the Exchange store's IMAP4 service names itself, per profile (nmap-service-probes).
+_PRODUCTS: dict[str, str] = {
+    "exchange2003": "Microsoft Exchange Server 2003 IMAP4rev1 server version 6.5.7638.1",
+    "exchange2000": "Microsoft Exchange 2000 IMAP4rev1 server version 6.0.6249.0",
+}
+_NEUTRAL_NAME = "portcall responder"
+PROFILES = frozenset({*_PRODUCTS, "neutral"})
+#: Refused or unknown commands a client may send before the server says goodbye.
+MAX_ERRORS = 20
+#: The CAPABILITY words of Exchange 2000/2003, in its order, before STARTTLS/LOGINDISABLED.
+_EXCHANGE_CAPABILITIES: tuple[str, ...] = (
+    *("IMAP4", "IMAP4rev1", "IDLE", "LOGIN-REFERRALS", "MAILBOX-REFERRALS", "NAMESPACE"),
+    *("LITERAL+", "UIDPLUS", "CHILDREN", "AUTH=NTLM"),
+)
+_NEUTRAL_CAPABILITIES: tuple[str, ...] = ("IMAP4rev1", "LITERAL+")
+#: Commands of the authenticated and selected states (RFC 3501 sections 6.3, 6.4, and the
+#: extensions Exchange lists); no client ever gets there.
+_LATER_STATES = (
+    *("SELECT", "EXAMINE", "CREATE", "DELETE", "RENAME", "SUBSCRIBE", "UNSUBSCRIBE", "LIST"),
+    *("LSUB", "STATUS", "APPEND", "CHECK", "CLOSE", "EXPUNGE", "SEARCH", "FETCH", "STORE"),
+    *("COPY", "UID", "IDLE", "NAMESPACE"),
+)
+#: A literal announced at the end of a command line: `{n}` waits for our go-ahead, `{n+}`
+#: (LITERAL+, RFC 7888) does not.
+_CLIENT_LITERAL = re.compile(rb"\{(\d{1,10})(\+?)\}$")
+#: Characters a tag cannot hold (RFC 3501 section 9: tag is 1*<ASTRING-CHAR except "+">).
+_NOT_IN_TAG = frozenset('(){%*"\\+')
+#: The go-ahead for a synchronizing literal (RFC 3501 section 7.5).
+_CONTINUE = b"+ Ready for additional command text.\r\n"
+
+_Verb = Callable[[str, str], ServerSteps]
+
+
+class ImapServer(ServerHandshake):
+    """Answers like the IMAP4 service of the Exchange 2000/2003 store, or a neutral one, in
+    the not-authenticated state it never leaves: no logon ever succeeds."""
+
+    protocol = "imap"
+    display_name = "IMAP4"
+
+    def __init__(self, options: ServerOptions | None = None) -> None:
+        super().__init__(options)
+        if self.options.profile not in PROFILES:
+            raise LocalProtocolError(f"unknown responder profile {self.options.profile!r}")
+        self._name = _PRODUCTS.get(self.options.profile, _NEUTRAL_NAME)
+        self._tls = self.options.implicit_tls
+        self._closing = False
+        self._errors = 0
+        self._verbs: dict[str, _Verb] = {
+            "CAPABILITY": self._capability,
+            "NOOP": self._noop,
+            "LOGOUT": self._logout,
+            "STARTTLS": self._starttls,
+            "LOGIN": self._login,
+            "AUTHENTICATE": self._authenticate,
+        }
+        for verb in _LATER_STATES:
+            self._verbs[verb] = self._wrong_state
+
+    def serve(self) -> ServerSteps:
+        yield self._line(f"* OK {self._greeting()}")
+        try:
+            yield from self._session()
+        except PeerClosed:
+            return
+        except ReplyTooLong:
+            yield self._line("* BYE Line too long.")
+
+    def _greeting(self) -> str:
+        if self.options.profile == "neutral":
+            return f"{self._name} ready."
+        return f"{self._name} ({self.options.hostname}) ready."
+
+    def _session(self) -> ServerSteps:
+        while not self._closing:
+            if self._errors >= MAX_ERRORS:
+                yield self._line("* BYE Too many protocol errors, closing the connection.")
+                return
+            line = yield from self._read_command()
+            yield from self._dispatch(line)
+
+    def _dispatch(self, line: str) -> ServerSteps:
+        tag, _, rest = line.partition(" ")
+        verb, _, args = rest.strip().partition(" ")
+        verb, args = verb.upper(), args.strip()
+        if not _valid_tag(tag):
+            self.heard.append(_heard(tag, "", known=False))
+            yield self._bad("*", "Protocol Error: a command must start with a tag.")
+            return
+        self.heard.append(_heard(verb, args, known=verb in self._verbs))
+        if not verb:
+            yield self._bad(tag, "Protocol Error: the command is missing.")
+        else:
+            yield from self._verbs.get(verb, self._unknown)(tag, args)
+
+    def _read_command(self) -> Generator[ServerEvent, None, str]:
+        """One command with the literals it carries (RFC 3501 section 4.3) inlined."""
+        piece = yield from self._read_piece(0)
+        command = piece
+        while match := _CLIENT_LITERAL.search(piece):
+            size = int(match.group(1))
+            if len(command) + size > self.options.line_limit:
+                raise ReplyTooLong(self.options.line_limit, command[:512])
+            if not match.group(2):
+                yield Send(_CONTINUE)
+            data = yield from self.read_exactly(size)
+            piece = yield from self._read_piece(len(command) + size)
+            command += data + piece
+        return command.decode("utf-8", "replace")
+
+    def _read_piece(self, used: int) -> Generator[ServerEvent, None, bytes]:
+        # The base's read helpers only ever yield NEED_DATA, but are typed with client events.
+        raw = yield from self.read_until(b"\n")
+        if used + len(raw) > self.options.line_limit:
+            raise ReplyTooLong(self.options.line_limit, raw[:512])
+        return raw.rstrip(b"\r\n")
+
+    def _line(self, text: str) -> Send:
+        return Send(f"{text}\r\n".encode())
+
+    def _bad(self, tag: str, text: str) -> Send:
+        self._errors += 1
+        return self._line(f"{tag} BAD {text}")
+
+    def _no(self, tag: str, text: str) -> Send:
+        self._errors += 1
+        return self._line(f"{tag} NO {text}")
+
+    # -- the verbs -----------------------------------------------------------------------
+
+    def _capability(self, tag: str, args: str) -> ServerSteps:
+        yield self._line(f"* CAPABILITY {' '.join(self._capabilities())}")
+        yield self._line(f"{tag} OK CAPABILITY completed.")
+
+    def _capabilities(self) -> tuple[str, ...]:
+        neutral = self.options.profile == "neutral"
+        names = _NEUTRAL_CAPABILITIES if neutral else _EXCHANGE_CAPABILITIES
+        if self.options.starttls and not self._tls:
+            names += ("STARTTLS",)
+        if not self._tls:
+            # No logon succeeds anyway; in plaintext, say so up front (RFC 3501 6.2.3).
+            names += ("LOGINDISABLED",)
+        return names
+
+    def _noop(self, tag: str, args: str) -> ServerSteps:
+        yield self._line(f"{tag} OK NOOP completed.")
+
+    def _logout(self, tag: str, args: str) -> ServerSteps:
+        yield self._line(f"* BYE {self._name} signing off.")
+        yield self._line(f"{tag} OK LOGOUT completed.")
+        self._closing = True
+
+    def _starttls(self, tag: str, args: str) -> ServerSteps:
+        if args:
+            yield self._bad(tag, "Protocol Error: STARTTLS takes no arguments.")
+        elif self._tls:
+            yield self._bad(tag, "Protocol Error: TLS is already active.")
+        elif not self.options.starttls:
+            yield self._bad(tag, "Protocol Error: STARTTLS is not available.")
+        else:
+            yield self._line(f"{tag} OK Begin TLS negotiation now.")
+            yield StartTLS()
+            self._tls = True
+
+    def _login(self, tag: str, args: str) -> ServerSteps:
+        if len(args.split()) < 2:
+            yield self._bad(tag, "Protocol Error: LOGIN needs a user name and a password.")
+        elif not self._tls:
+            yield self._no(tag, "LOGIN is disabled on an unencrypted connection.")
+        else:
+            yield self._no(tag, "Logon failure: unknown user name or bad password.")
+
+    def _authenticate(self, tag: str, args: str) -> ServerSteps:
+        if not args:
+            yield self._bad(tag, "Protocol Error: AUTHENTICATE needs a mechanism.")
+        else:
+            # RFC 3501 section 6.2.2: NO covers both an unknown mechanism and bad credentials.
+            yield self._no(tag, "AUTHENTICATE failed.")
+
+    def _wrong_state(self, tag: str, args: str) -> ServerSteps:
+        yield self._bad(tag, "Protocol Error: the command is not valid in this state.")
+
+    def _unknown(self, tag: str, args: str) -> ServerSteps:
+        yield self._bad(tag, "Protocol Error: unknown command.")
+
+
+def _valid_tag(tag: str) -> bool:
+    return bool(tag) and tag.isascii() and tag.isprintable() and not _NOT_IN_TAG & set(tag)
+
+
+def _heard(verb: str, args: str, *, known: bool) -> str:
+    """What the log keeps of a command: never LOGIN or AUTHENTICATE data, and only the verb
+    of an unknown command (a stray line may be a credential)."""
+    if verb == "LOGIN":
+        args = "***" if args else ""
+    elif verb == "AUTHENTICATE":
+        mechanism, _, secret = args.partition(" ")
+        args = f"{mechanism} ***" if secret else mechanism
+    elif not known:
+        verb, args = verb[:16], ""
+    text = f"{verb} {args}".strip()
+    return "".join(ch if ch.isprintable() else "?" for ch in text)[:120]

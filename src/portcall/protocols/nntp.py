@@ -1,13 +1,21 @@
-"""NNTP (RFC 3977) with STARTTLS (RFC 4642), client role."""
+"""NNTP (RFC 3977) with STARTTLS (RFC 4642): client and server roles."""
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Callable, Generator
+from datetime import UTC, datetime
 
 from portcall.protocols.base import (
     Event,
     Handshake,
+    LocalProtocolError,
+    PeerClosed,
+    ReplyTooLong,
     Send,
+    ServerEvent,
+    ServerHandshake,
+    ServerOptions,
+    ServerSteps,
     ServiceInfo,
     ServiceRefused,
     StartTLS,
@@ -27,6 +35,22 @@ SERVICE_REFUSED = 502
 CAPABILITY_LIST = 101
 #: Go ahead with the TLS handshake (RFC 4642 section 2.2.2).
 CONTINUE_WITH_TLS = 382
+#: Further reply codes the server role uses (RFC 3977 section 3.2.1 and each command's
+#: section; 580 from RFC 4642 section 2.2.2).
+HELP_FOLLOWS = 100
+SERVER_DATE = 111
+CLOSING_CONNECTION = 205
+LIST_FOLLOWS = 215
+NEW_GROUPS_FOLLOW = 231
+NO_SUCH_GROUP = 411
+NO_GROUP_SELECTED = 412
+NO_SUCH_ARTICLE = 430
+NOT_WANTED = 435
+POSTING_NOT_PERMITTED = 440
+UNKNOWN_COMMAND = 500
+SYNTAX_ERROR = 501
+COMMAND_UNAVAILABLE = 502
+TLS_NOT_POSSIBLE = 580
 
 
 class NntpClient(Handshake):
@@ -94,3 +118,215 @@ def _implementation(capabilities: list[str]) -> str | None:
         if keyword.upper() == "IMPLEMENTATION" and text.strip():
             return product_from_text(text) or text.strip()
     return None
+
+
+# -- server role ---------------------------------------------------------------------------
+
+#: The IIS NNTP service build each profile names (nmap-service-probes shows the form): the
+#: Windows Server 2003 SP2 build, and the Windows 2000 SP4 build the SMTP greeting names too.
+NNTP_SERVICE_BUILDS: dict[str, str] = {
+    "exchange2003": "6.0.3790.3959",
+    "exchange2000": "5.0.2195.6713",
+}
+PROFILES = frozenset({*NNTP_SERVICE_BUILDS, "neutral"})
+#: Refused or unknown commands a client may send before the server says goodbye.
+MAX_ERRORS = 20
+#: The capability list (RFC 3977 section 5.2) without STARTTLS, added while it can be used.
+_CAPABILITIES = ("VERSION 2", "READER", "LIST ACTIVE NEWSGROUPS")
+#: Codes whose status line a block of lines follows, even an empty one.
+_MULTI_LINE = frozenset({CAPABILITY_LIST, HELP_FOLLOWS, LIST_FOLLOWS, NEW_GROUPS_FOLLOW})
+_HELP_TEXT = (
+    "CAPABILITIES",
+    "DATE",
+    "GROUP newsgroup",
+    "HELP",
+    "LIST [ACTIVE|NEWSGROUPS] [wildmat]",
+    "MODE READER",
+    "NEWGROUPS [yy]yymmdd hhmmss [GMT]",
+    "QUIT",
+    "STARTTLS",
+)
+
+_Verb = Callable[[str], ServerSteps]
+
+
+class NntpServer(ServerHandshake):
+    """Answers like the IIS NNTP service under Exchange 2000/2003, or a neutral one. It
+    carries no newsgroups and takes no articles."""
+
+    protocol = "nntp"
+    display_name = "NNTP"
+
+    def __init__(
+        self,
+        options: ServerOptions | None = None,
+        *,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        super().__init__(options)
+        if self.options.profile not in PROFILES:
+            raise LocalProtocolError(f"unknown responder profile {self.options.profile!r}")
+        self._clock = clock or _utc_now
+        self._tls = self.options.implicit_tls
+        self._closing = False
+        self._errors = 0
+        self._verbs = self._verb_table()
+
+    def serve(self) -> ServerSteps:
+        yield self._reply(POSTING_ALLOWED, self._greeting())
+        try:
+            yield from self._session()
+        except PeerClosed:
+            return
+        except ReplyTooLong:
+            yield self._reply(SYNTAX_ERROR, "Line too long")
+
+    def _greeting(self) -> str:
+        build = NNTP_SERVICE_BUILDS.get(self.options.profile)
+        if build is None:
+            return "portcall responder ready (posting ok)"
+        # The IIS service ends its greeting with a space (nmap-service-probes).
+        return f"NNTP Service {build} Version: {build} Posting Allowed "
+
+    def _session(self) -> ServerSteps:
+        while not self._closing:
+            if self._errors >= MAX_ERRORS:
+                yield self._reply(SERVICE_UNAVAILABLE, "Too many errors, closing connection")
+                return
+            line = yield from self._read_command()
+            verb, _, args = line.strip().partition(" ")
+            verb, args = verb.upper(), args.strip()
+            self.heard.append(_heard(verb, args, known=verb in self._verbs))
+            yield from self._verbs.get(verb, self._unknown)(args)
+
+    def _read_command(self) -> Generator[ServerEvent, None, str]:
+        # The base's read helpers only ever yield NEED_DATA, but are typed with client events.
+        raw = yield from self.read_until(b"\n")
+        if len(raw) > self.options.line_limit:
+            raise ReplyTooLong(self.options.line_limit, raw[:512])
+        return raw.rstrip(b"\r\n").decode("utf-8", "replace")
+
+    def _reply(self, code: int, text: str, *block: str) -> Send:
+        """A status line, and for a multi-line code the `block` lines, dot-stuffed and ended
+        by a lone dot (RFC 3977 section 3.1.1)."""
+        if code >= UNKNOWN_COMMAND:
+            self._errors += 1
+        lines = [f"{code} {text}"]
+        if code in _MULTI_LINE:
+            lines += [f".{line}" if line.startswith(".") else line for line in block] + ["."]
+        return Send("".join(f"{line}\r\n" for line in lines).encode())
+
+    def _verb_table(self) -> dict[str, _Verb]:
+        verbs: dict[str, _Verb] = {
+            "CAPABILITIES": self._capabilities,
+            "MODE": self._mode,
+            "STARTTLS": self._starttls,
+            "QUIT": self._quit,
+            "HELP": self._help,
+            "DATE": self._date,
+            "LIST": self._list,
+            "NEWGROUPS": self._newgroups,
+            "GROUP": self._group,
+            "LISTGROUP": self._group,
+            "POST": self._post,
+            "IHAVE": self._ihave,
+            "AUTHINFO": self._unavailable,
+        }
+        for verb in ("ARTICLE", "HEAD", "BODY", "STAT", "NEXT", "LAST"):
+            verbs[verb] = self._article
+        return verbs
+
+    # -- the verbs -----------------------------------------------------------------------
+
+    def _capabilities(self, args: str) -> ServerSteps:
+        tls = ("STARTTLS",) if self._offers_tls() else ()
+        yield self._reply(CAPABILITY_LIST, "Capability list follows", *_CAPABILITIES, *tls)
+
+    def _offers_tls(self) -> bool:
+        return self.options.starttls and not self._tls
+
+    def _starttls(self, args: str) -> ServerSteps:
+        if args:
+            yield self._reply(SYNTAX_ERROR, "STARTTLS takes no arguments")
+        elif self._tls:
+            # RFC 4642 section 2.2.2: a second upgrade is refused with 502.
+            yield self._reply(COMMAND_UNAVAILABLE, "TLS is already active")
+        elif not self.options.starttls:
+            yield self._reply(TLS_NOT_POSSIBLE, "Can not initiate TLS negotiation")
+        else:
+            yield self._reply(CONTINUE_WITH_TLS, "Continue with TLS negotiation")
+            yield StartTLS()
+            self._tls = True
+
+    def _mode(self, args: str) -> ServerSteps:
+        if args.upper() != "READER":
+            yield self._reply(SYNTAX_ERROR, "Unknown MODE variant")
+        elif self.options.profile == "neutral":
+            yield self._reply(POSTING_ALLOWED, "portcall responder ready (posting ok)")
+        else:
+            yield self._reply(POSTING_ALLOWED, "Posting Allowed")
+
+    def _quit(self, args: str) -> ServerSteps:
+        yield self._reply(CLOSING_CONNECTION, "closing connection")
+        self._closing = True
+
+    def _help(self, args: str) -> ServerSteps:
+        yield self._reply(HELP_FOLLOWS, "Help text follows", *_HELP_TEXT)
+
+    def _date(self, args: str) -> ServerSteps:
+        # RFC 3977 section 7.1: the server's clock in UTC, yyyymmddhhmmss.
+        yield self._reply(SERVER_DATE, self._clock().astimezone(UTC).strftime("%Y%m%d%H%M%S"))
+
+    def _list(self, args: str) -> ServerSteps:
+        keyword = args.split(" ", 1)[0].upper()
+        if keyword not in ("", "ACTIVE", "NEWSGROUPS"):
+            yield self._reply(SYNTAX_ERROR, "Unknown LIST keyword")
+        else:
+            yield self._reply(LIST_FOLLOWS, "list of newsgroups follows")
+
+    def _newgroups(self, args: str) -> ServerSteps:
+        if len(args.split()) not in (2, 3):
+            yield self._reply(SYNTAX_ERROR, "Syntax: NEWGROUPS date time [GMT]")
+        else:
+            yield self._reply(NEW_GROUPS_FOLLOW, "list of new newsgroups follows")
+
+    def _group(self, args: str) -> ServerSteps:
+        # LISTGROUP without a name lists the selected group, and none is ever selected.
+        if args:
+            yield self._reply(NO_SUCH_GROUP, "No such newsgroup")
+        else:
+            yield self._reply(NO_GROUP_SELECTED, "No newsgroup selected")
+
+    def _article(self, args: str) -> ServerSteps:
+        if args.startswith("<"):
+            yield self._reply(NO_SUCH_ARTICLE, "No article with that message-id")
+        else:
+            yield self._reply(NO_GROUP_SELECTED, "No newsgroup selected")
+
+    def _post(self, args: str) -> ServerSteps:
+        yield self._reply(POSTING_NOT_PERMITTED, "Posting not permitted")
+
+    def _ihave(self, args: str) -> ServerSteps:
+        yield self._reply(NOT_WANTED, "Article not wanted")
+
+    def _unavailable(self, args: str) -> ServerSteps:
+        yield self._reply(COMMAND_UNAVAILABLE, "Command unavailable")
+
+    def _unknown(self, args: str) -> ServerSteps:
+        yield self._reply(UNKNOWN_COMMAND, "Unknown command")
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _heard(verb: str, args: str, *, known: bool) -> str:
+    """What the log keeps of a command: never AUTHINFO data (RFC 4643), and only the verb of
+    an unknown command (a stray line may be a credential)."""
+    if verb == "AUTHINFO":
+        subcommand, _, secret = args.partition(" ")
+        args = f"{subcommand} ***" if secret else subcommand
+    elif not known:
+        verb, args = verb[:16], ""
+    text = f"{verb} {args}".strip()
+    return "".join(ch if ch.isprintable() else "?" for ch in text)[:120]

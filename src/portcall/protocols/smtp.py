@@ -1,15 +1,24 @@
-"""SMTP (RFC 5321) with STARTTLS (RFC 3207), client role."""
+"""SMTP (RFC 5321) with STARTTLS (RFC 3207): client and server roles."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Generator
+from collections.abc import Callable, Generator
+from datetime import datetime
+from email.utils import format_datetime
 
 from portcall.protocols.base import (
     Event,
     Handshake,
+    LocalProtocolError,
+    PeerClosed,
     RemoteProtocolError,
+    ReplyTooLong,
     Send,
+    ServerEvent,
+    ServerHandshake,
+    ServerOptions,
+    ServerSteps,
     ServiceInfo,
     ServiceRefused,
     StartTLS,
@@ -28,6 +37,20 @@ COMPLETED = 250
 CLOSING = 421
 #: "No SMTP service here" in place of a greeting (RFC 5321 section 3.1).
 NO_SERVICE = 554
+#: Further reply codes the server role uses (RFC 5321 section 4.2.3 unless noted).
+CANNOT_VERIFY = 252
+HELP_MESSAGE = 214
+SERVICE_CLOSING = 221
+TLS_NOT_AVAILABLE = 454  # RFC 3207 section 4
+UNRECOGNIZED = 500
+SYNTAX_ERROR = 501
+NOT_IMPLEMENTED = 502
+BAD_SEQUENCE = 503
+PARAMETER_NOT_IMPLEMENTED = 504
+AUTH_REQUIRED = 530  # RFC 4954 section 6
+AUTH_FAILED = 535  # RFC 4954 section 6
+MAILBOX_UNAVAILABLE = 550
+SIZE_EXCEEDED = 552
 
 #: Verbs only Exchange 2000/2003 advertises: routing link state, the MAPI property blob and
 #: its own SASL exchange between Exchange servers.
@@ -137,3 +160,279 @@ def _auth_mechanisms(extensions: list[str]) -> list[str]:
         if keyword.upper() == "AUTH":
             mechanisms += [name.upper() for name in names]
     return list(dict.fromkeys(mechanisms))
+
+
+# -- server role ---------------------------------------------------------------------------
+
+#: The Windows SMTP service build each profile names in its greeting (KB 257569 shows the
+#: form): Windows Server 2003 SP2 for Exchange 2003, Windows 2000 SP4 for Exchange 2000.
+SMTP_SERVICE_BUILDS: dict[str, str] = {
+    "exchange2003": "6.0.3790.3959",
+    "exchange2000": "5.0.2195.6713",
+}
+PROFILES = frozenset({*SMTP_SERVICE_BUILDS, "neutral"})
+#: 10,240 KB, the message size limit Exchange 2003 SP2 sets by default, in bytes (RFC 1870).
+MESSAGE_SIZE_LIMIT = 10 * 1024 * 1024
+#: Refused or unknown commands a client may send before the server says goodbye.
+MAX_ERRORS = 20
+
+#: Exchange's EHLO keywords in its own order and spelling (TechNet bb124688, KB 257569),
+#: split where it lists STARTTLS when a certificate is installed.
+_EXCHANGE_EXTENSIONS: tuple[tuple[str, ...], tuple[str, ...]] = (
+    (
+        *("TURN", "ATRN", f"SIZE {MESSAGE_SIZE_LIMIT}", "ETRN", "PIPELINING", "DSN"),
+        *("ENHANCEDSTATUSCODES", "8bitmime", "BINARYMIME", "CHUNKING", "VRFY"),
+    ),
+    (
+        *("X-EXPS GSSAPI NTLM LOGIN", "X-EXPS=LOGIN", "AUTH GSSAPI NTLM LOGIN", "AUTH=LOGIN"),
+        *("X-LINK2STATE", "XEXCH50", "OK"),
+    ),
+)
+_NEUTRAL_EXTENSIONS: tuple[tuple[str, ...], tuple[str, ...]] = (
+    ("PIPELINING", f"SIZE {MESSAGE_SIZE_LIMIT}", "8BITMIME"),
+    ("ENHANCEDSTATUSCODES",),
+)
+_EXCHANGE_HELP = "HELO EHLO STARTTLS RCPT DATA RSET MAIL QUIT HELP AUTH TURN ETRN BDAT VRFY"
+_NEUTRAL_HELP = "HELO EHLO STARTTLS MAIL RCPT DATA RSET NOOP QUIT HELP VRFY"
+#: The SASL mechanisms Exchange lists after AUTH and X-EXPS.
+_SASL_MECHANISMS = frozenset({"GSSAPI", "NTLM", "LOGIN"})
+#: Verbs whose arguments past the mechanism name are credentials (RFC 4954 initial response).
+_SECRET_VERBS = frozenset({"AUTH", "X-EXPS"})
+
+_Verb = Callable[[str], ServerSteps]
+
+
+class SmtpServer(ServerHandshake):
+    """Answers like the SMTP service of Exchange 2000/2003, or a neutral one, and takes no
+    mail: every transaction is refused, so a responder can never become a relay."""
+
+    protocol = "smtp"
+    display_name = "SMTP"
+
+    def __init__(
+        self,
+        options: ServerOptions | None = None,
+        *,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        super().__init__(options)
+        if self.options.profile not in PROFILES:
+            raise LocalProtocolError(f"unknown responder profile {self.options.profile!r}")
+        self._clock = clock or _local_now
+        self._exchange = self.options.profile != "neutral"
+        self._tls = self.options.implicit_tls
+        self._greeted = False
+        self._closing = False
+        self._errors = 0
+        self._verbs = self._verb_table()
+
+    def serve(self) -> ServerSteps:
+        yield self._reply(READY, self._banner())
+        try:
+            yield from self._session()
+        except PeerClosed:
+            return
+        except ReplyTooLong:
+            yield self._reply(UNRECOGNIZED, "5.5.2 Line too long")
+
+    def _session(self) -> ServerSteps:
+        while not self._closing:
+            if self._errors >= MAX_ERRORS:
+                host = self.options.hostname
+                yield self._reply(CLOSING, f"4.7.0 {host} Too many errors, closing channel")
+                return
+            line = yield from self._read_command()
+            verb, _, args = line.strip().partition(" ")
+            verb, args = verb.upper(), args.strip()
+            self.heard.append(_heard(verb, args, known=verb in self._verbs))
+            yield from self._verbs.get(verb, self._unrecognized)(args)
+
+    def _read_command(self) -> Generator[ServerEvent, None, str]:
+        # The base's read helpers only ever yield NEED_DATA, but are typed with client events.
+        raw = yield from self.read_until(b"\n")
+        if len(raw) > self.options.line_limit:
+            raise ReplyTooLong(self.options.line_limit, raw[:512])
+        return raw.rstrip(b"\r\n").decode("utf-8", "replace")
+
+    def _reply(self, code: int, *lines: str) -> Send:
+        """One reply, multi-line when given several lines (RFC 5321 section 4.2.1)."""
+        if code >= UNRECOGNIZED:
+            self._errors += 1
+        last = len(lines) - 1
+        text = "".join(
+            f"{code}{' ' if i == last else '-'}{line}\r\n" for i, line in enumerate(lines)
+        )
+        return Send(text.encode("utf-8"))
+
+    def _banner(self) -> str:
+        host = self.options.hostname
+        build = SMTP_SERVICE_BUILDS.get(self.options.profile)
+        if build is None:
+            return f"{host} ESMTP portcall responder ready"
+        # Two spaces after "at", as the Windows SMTP service writes it (KB 257569).
+        stamp = format_datetime(self._clock())
+        return f"{host} Microsoft ESMTP MAIL Service, Version: {build} ready at  {stamp}"
+
+    def _verb_table(self) -> dict[str, _Verb]:
+        verbs: dict[str, _Verb] = {
+            "EHLO": self._ehlo,
+            "HELO": self._helo,
+            "MAIL": self._mail,
+            "RCPT": self._no_transaction,
+            "DATA": self._no_transaction,
+            "RSET": self._rset,
+            "NOOP": self._noop,
+            "HELP": self._help,
+            "VRFY": self._vrfy,
+            "STARTTLS": self._starttls,
+            "QUIT": self._quit,
+        }
+        for verb in ("EXPN", "SEND", "SOML", "SAML", "TURN", "ATRN", "ETRN", "BDAT", "AUTH"):
+            verbs[verb] = self._not_implemented
+        if self._exchange:
+            verbs.update(BDAT=self._bdat, AUTH=self._auth)
+            verbs["X-EXPS"] = self._auth
+            for verb in ("TURN", "ATRN", "ETRN", "X-LINK2STATE", "XEXCH50"):
+                verbs[verb] = self._needs_auth
+        return verbs
+
+    # -- the verbs -----------------------------------------------------------------------
+
+    def _ehlo(self, args: str) -> ServerSteps:
+        if not args:
+            yield self._reply(SYNTAX_ERROR, "5.5.4 Syntax: EHLO hostname")
+            return
+        self._greeted = True
+        yield self._reply(COMPLETED, self._hello_text(), *self._extensions())
+
+    def _helo(self, args: str) -> ServerSteps:
+        if not args:
+            yield self._reply(SYNTAX_ERROR, "5.5.4 Syntax: HELO hostname")
+            return
+        self._greeted = True
+        yield self._reply(COMPLETED, self._hello_text())
+
+    def _hello_text(self) -> str:
+        peer = self.options.peer_address
+        return f"{self.options.hostname} Hello" + (f" [{peer}]" if peer else "")
+
+    def _extensions(self) -> tuple[str, ...]:
+        before, after = _EXCHANGE_EXTENSIONS if self._exchange else _NEUTRAL_EXTENSIONS
+        tls = ("STARTTLS",) if self._offers_tls() else ()
+        return before + tls + after
+
+    def _offers_tls(self) -> bool:
+        # Never on implicit TLS or once upgraded (RFC 3207 section 4.2).
+        return self.options.starttls and not self._tls
+
+    def _starttls(self, args: str) -> ServerSteps:
+        if args:
+            yield self._reply(SYNTAX_ERROR, "5.5.4 Syntax: STARTTLS takes no parameters")
+        elif self._tls:
+            yield self._reply(BAD_SEQUENCE, "5.5.1 TLS already active")
+        elif not self.options.starttls:
+            yield self._reply(TLS_NOT_AVAILABLE, "4.7.0 TLS not available")
+        else:
+            yield self._reply(READY, "2.0.0 SMTP server ready")
+            yield StartTLS()
+            # RFC 3207 section 4.2: the session starts over and the client must EHLO again.
+            self._tls, self._greeted = True, False
+
+    def _mail(self, args: str) -> ServerSteps:
+        if not self._greeted:
+            yield self._reply(BAD_SEQUENCE, "5.5.2 Send hello first")
+        elif not args.upper().startswith("FROM:"):
+            yield self._reply(SYNTAX_ERROR, "5.5.4 Syntax: MAIL FROM:<address>")
+        elif self._exchange:
+            yield self._reply(AUTH_REQUIRED, "5.7.1 Client was not authenticated")
+        else:
+            yield self._reply(MAILBOX_UNAVAILABLE, "5.7.1 This responder accepts no mail")
+
+    def _no_transaction(self, args: str) -> ServerSteps:
+        # MAIL is never accepted, so RCPT, DATA and BDAT always come out of order.
+        if not self._greeted:
+            yield self._reply(BAD_SEQUENCE, "5.5.2 Send hello first")
+        else:
+            yield self._reply(BAD_SEQUENCE, "5.5.2 Need mail command")
+
+    def _bdat(self, args: str) -> ServerSteps:
+        words = args.upper().split()
+        size = words[0] if words else ""
+        if not (size.isascii() and size.isdigit()) or words[1:] not in ([], ["LAST"]):
+            yield self._reply(SYNTAX_ERROR, "5.5.4 Syntax: BDAT size [LAST]")
+        elif int(size) > MESSAGE_SIZE_LIMIT:
+            # Skipping a chunk this large would mean reading it all: the session ends here.
+            yield self._reply(SIZE_EXCEEDED, "5.3.4 Message size exceeds fixed maximum")
+            self._closing = True
+        else:
+            yield from self._discard(int(size))
+            yield from self._no_transaction(args)
+
+    def _discard(self, count: int) -> ServerSteps:
+        # RFC 3030 section 2: the chunk follows its BDAT whatever the answer will be, so it
+        # is read and dropped to keep the command stream in step.
+        while count:
+            chunk = yield from self.read_exactly(min(count, self.options.line_limit))
+            count -= len(chunk)
+
+    def _auth(self, args: str) -> ServerSteps:
+        mechanism = args.split(" ", 1)[0].upper()
+        if not self._greeted:
+            yield self._reply(BAD_SEQUENCE, "5.5.2 Send hello first")
+        elif not mechanism:
+            yield self._reply(SYNTAX_ERROR, "5.5.4 Syntax: AUTH mechanism")
+        elif mechanism in _SASL_MECHANISMS:
+            # There are no accounts here: every attempt fails as a wrong password would.
+            yield self._reply(AUTH_FAILED, "5.7.3 Authentication unsuccessful")
+        else:
+            yield self._reply(PARAMETER_NOT_IMPLEMENTED, "5.7.4 Unrecognized authentication type")
+
+    def _needs_auth(self, args: str) -> ServerSteps:
+        yield self._reply(AUTH_REQUIRED, "5.7.1 Client was not authenticated")
+
+    def _vrfy(self, args: str) -> ServerSteps:
+        if not args:
+            yield self._reply(SYNTAX_ERROR, "5.5.4 Syntax: VRFY address")
+        else:
+            # RFC 5321 section 3.5.3: 252 answers without confirming or denying the user.
+            yield self._reply(CANNOT_VERIFY, "2.1.5 Cannot VRFY user")
+
+    def _help(self, args: str) -> ServerSteps:
+        verbs = (_EXCHANGE_HELP if self._exchange else _NEUTRAL_HELP).split()
+        if not self._offers_tls():
+            verbs.remove("STARTTLS")
+        text = "This server supports the following commands:"
+        yield self._reply(HELP_MESSAGE, text, " ".join(verbs))
+
+    def _rset(self, args: str) -> ServerSteps:
+        yield self._reply(COMPLETED, "2.0.0 Resetting")
+
+    def _noop(self, args: str) -> ServerSteps:
+        yield self._reply(COMPLETED, "2.0.0 OK")
+
+    def _quit(self, args: str) -> ServerSteps:
+        host = self.options.hostname
+        yield self._reply(SERVICE_CLOSING, f"2.0.0 {host} Service closing transmission channel")
+        self._closing = True
+
+    def _not_implemented(self, args: str) -> ServerSteps:
+        yield self._reply(NOT_IMPLEMENTED, "5.3.3 Command not implemented")
+
+    def _unrecognized(self, args: str) -> ServerSteps:
+        yield self._reply(UNRECOGNIZED, "5.3.3 Unrecognized command")
+
+
+def _local_now() -> datetime:
+    return datetime.now().astimezone()
+
+
+def _heard(verb: str, args: str, *, known: bool) -> str:
+    """What the log keeps of a command: never SASL data, and only the verb of an unknown one
+    (a stray line may be a credential sent out of turn)."""
+    if verb in _SECRET_VERBS:
+        mechanism, _, secret = args.partition(" ")
+        args = f"{mechanism} ***" if secret else mechanism
+    elif not known:
+        verb, args = verb[:16], ""
+    text = f"{verb} {args}".strip()
+    return "".join(ch if ch.isprintable() else "?" for ch in text)[:120]
