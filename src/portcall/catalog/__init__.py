@@ -184,7 +184,18 @@ def _entry(row: Any, index: int, origin: str) -> PortEntry:
         if not isinstance(value, bool):
             raise fail(name, "must be true or false")
         flags[name] = value
-    return PortEntry(key=key, port=port, protocol=protocol, tls=TlsMode(tls), **texts, **flags)
+    return PortEntry(
+        key=key,
+        port=port,
+        protocol=protocol,
+        tls=TlsMode(tls),
+        component=texts["component"],
+        description=texts["description"],
+        needs=texts["needs"],
+        hint=texts["hint"],
+        tls_required=flags["tls_required"],
+        optional=flags["optional"],
+    )
 
 
 def _check_unique(entries: tuple[PortEntry, ...], origin: str) -> None:

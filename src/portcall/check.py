@@ -1,0 +1,48 @@
+"""The library call behind `portcall check`."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+
+from portcall.catalog import Catalog, PortEntry, load_catalog
+from portcall.probing.probe import Settings
+from portcall.probing.scheduler import Limits, ResultHook, run_checks
+from portcall.probing.targets import parse_targets
+from portcall.verdicts import Result
+
+
+def select_entries(
+    catalog: Catalog, ports: Iterable[int] | None = None, protocols: Iterable[str] | None = None
+) -> list[PortEntry]:
+    return catalog.select(
+        ports=set(ports) if ports is not None else None,
+        protocols=set(protocols) if protocols is not None else None,
+    )
+
+
+async def check_async(
+    targets: list[str],
+    *,
+    catalog: Catalog | None = None,
+    entries: list[PortEntry] | None = None,
+    settings: Settings | None = None,
+    limits: Limits | None = None,
+    required: Iterable[int] = (),
+    on_result: ResultHook | None = None,
+) -> list[Result]:
+    """Probe every catalog port (or `entries`) of every target; one Result per pair."""
+    catalog = catalog or load_catalog()
+    return await run_checks(
+        parse_targets(targets),
+        entries if entries is not None else list(catalog.entries),
+        settings or Settings(),
+        limits or Limits(),
+        frozenset(required),
+        on_result,
+    )
+
+
+def check(targets: list[str], **options: object) -> list[Result]:
+    """Synchronous `check_async`, for scripts."""
+    return asyncio.run(check_async(targets, **options))  # type: ignore[arg-type]

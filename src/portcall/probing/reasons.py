@@ -1,0 +1,77 @@
+"""One-line reasons a person can act on, tied to the catalog row."""
+
+from __future__ import annotations
+
+from portcall.catalog import PortEntry, TlsMode
+from portcall.probing.errors import ProbeFailure
+from portcall.verdicts import Result, Verdict
+
+
+def failure_reason(entry: PortEntry, failure: ProbeFailure) -> str:
+    head = f"{entry.port} {failure.verdict}: {failure.detail}"
+    if failure.verdict in (Verdict.REFUSED, Verdict.FILTERED) and entry.optional:
+        return f"{head}; closed is normal here. {entry.hint}"
+    advice = _ADVICE.get(failure.verdict)
+    if advice is None:
+        return f"{head}. {entry.hint}"
+    return f"{head}. {advice(entry)}"
+
+
+def _refused(entry: PortEntry) -> str:
+    return entry.hint
+
+
+def _filtered(entry: PortEntry) -> str:
+    return (
+        f"Check that firewalls between here and the server allow TCP {entry.port} ({entry.label})."
+    )
+
+
+def _unreachable(entry: PortEntry) -> str:
+    return "Check the address and the routes between here and the server."
+
+
+def _unresolved(entry: PortEntry) -> str:
+    return "Check the name's spelling and the DNS servers this machine uses."
+
+
+def _wrong(entry: PortEntry) -> str:
+    return f"Another service holds port {entry.port}: {entry.component} should answer here."
+
+
+def _no_starttls(entry: PortEntry) -> str:
+    return f"STARTTLS needs a certificate the service can use: {entry.needs}"
+
+
+def _tls_failed(entry: PortEntry) -> str:
+    return f"{entry.label} needs a working certificate: {entry.needs}"
+
+
+def _silent(entry: PortEntry) -> str:
+    return f"Something accepts the connection but {entry.component} does not answer: {entry.hint}"
+
+
+_ADVICE = {
+    Verdict.REFUSED: _refused,
+    Verdict.FILTERED: _filtered,
+    Verdict.UNREACHABLE: _unreachable,
+    Verdict.UNRESOLVED: _unresolved,
+    Verdict.WRONG_PROTOCOL: _wrong,
+    Verdict.NO_STARTTLS: _no_starttls,
+    Verdict.TLS_FAILED: _tls_failed,
+    Verdict.SILENT: _silent,
+}
+
+
+def ok_reason(entry: PortEntry, result: Result) -> str:
+    who = result.product or entry.label
+    parts = [f"{entry.port} ok: {who} answered"]
+    if entry.tls is TlsMode.STARTTLS:
+        upgraded = result.tls is not None
+        parts.append("STARTTLS works" if upgraded else "no STARTTLS (optional here)")
+    if result.tls is not None:
+        parts.append(f"{result.tls.version}")
+    if result.findings:
+        codes = ", ".join(str(f.code) for f in result.findings)
+        parts.append(f"but {codes}")
+    return "; ".join(parts)

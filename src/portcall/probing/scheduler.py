@@ -1,0 +1,86 @@
+"""Run every (host, port) probe concurrently, under a global and a per-host limit."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from portcall.catalog import PortEntry
+from portcall.probing.errors import Phase, ProbeFailure, classify
+from portcall.probing.probe import Endpoint, Settings, probe
+from portcall.probing.reasons import failure_reason
+from portcall.probing.targets import Target
+from portcall.verdicts import Result
+
+ResultHook = Callable[[Result], None]
+
+
+@dataclass(frozen=True)
+class Limits:
+    #: Probes in flight at once, all hosts together.
+    concurrency: int = 64
+    #: Probes in flight at once against one host (a server should not see a flood).
+    per_host: int = 8
+
+
+async def run_checks(
+    targets: list[Target],
+    entries: list[PortEntry],
+    settings: Settings,
+    limits: Limits = Limits(),
+    required: frozenset[int] = frozenset(),
+    on_result: ResultHook | None = None,
+) -> list[Result]:
+    """Results in the order of `targets`, then of `entries`."""
+    overall = asyncio.Semaphore(limits.concurrency)
+    endpoints = await asyncio.gather(*(_resolve(t, settings.timeout) for t in targets))
+    jobs = []
+    for endpoint in endpoints:
+        per_host = asyncio.Semaphore(limits.per_host)
+        for entry in entries:
+            jobs.append(_one(endpoint, entry, settings, (overall, per_host), on_result))
+    results = list(await asyncio.gather(*jobs))
+    for result in results:
+        result.required = result.port in required
+    return results
+
+
+async def _one(
+    endpoint: Endpoint | tuple[Target, ProbeFailure],
+    entry: PortEntry,
+    settings: Settings,
+    limits: tuple[asyncio.Semaphore, asyncio.Semaphore],
+    on_result: ResultHook | None,
+) -> Result:
+    if isinstance(endpoint, tuple):
+        target, failure = endpoint
+        result = Result(target.name, entry.port, entry.key, failure.verdict, "")
+        result.reason = failure_reason(entry, failure)
+    else:
+        overall, per_host = limits
+        async with overall, per_host:
+            result = await probe(endpoint, entry, settings)
+    if on_result is not None:
+        on_result(result)
+    return result
+
+
+async def _resolve(target: Target, timeout: float) -> Endpoint | tuple[Target, ProbeFailure]:
+    if target.is_address:
+        return Endpoint(target.name, target.name, True)
+    loop = asyncio.get_running_loop()
+    try:
+        async with asyncio.timeout(timeout):
+            infos = await loop.getaddrinfo(target.name, None, type=socket.SOCK_STREAM)
+    except (OSError, TimeoutError) as exc:
+        return target, classify(_as_resolution_error(exc), Phase.RESOLVE, b"", timeout)
+    address = str(infos[0][4][0])
+    return Endpoint(target.name, address, False)
+
+
+def _as_resolution_error(exc: BaseException) -> BaseException:
+    if isinstance(exc, socket.gaierror):
+        return exc
+    return socket.gaierror(socket.EAI_AGAIN, "the name lookup timed out")

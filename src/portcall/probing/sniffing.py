@@ -1,0 +1,59 @@
+"""Second looks that name what answered when the expected handshake failed."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+
+from portcall.probing.stream import Stream
+from portcall.protocols.sniff import identify
+from portcall.tls.context import client_context
+
+#: How long to wait for a server-first banner before nudging the peer with a request.
+BANNER_WAIT = 1.0
+#: A request most text protocols answer with an error line that names them (as nmap's
+#: GetRequest probe does).
+NUDGE = b"GET / HTTP/1.0\r\n\r\n"
+
+
+async def name_plaintext_service(address: str, port: int, timeout: float) -> str | None:
+    """Connect without TLS and name the protocol that answers, or None."""
+    stream: Stream | None = None
+    try:
+        async with asyncio.timeout(timeout):
+            stream = await Stream.connect(address, port)
+            data = await _read_some(stream, min(BANNER_WAIT, timeout / 2))
+            if not data:
+                await stream.send(NUDGE)
+                data = await _read_some(stream, timeout)
+            return identify(data)
+    except (OSError, TimeoutError):
+        return None
+    finally:
+        if stream is not None:
+            await stream.close()
+
+
+async def name_tls_service(address: str, port: int, timeout: float) -> str | None:
+    """The TLS version when the port completes a TLS handshake from the first byte, else None."""
+    stream: Stream | None = None
+    context = client_context(verify=False, legacy=True)
+    try:
+        async with asyncio.timeout(timeout):
+            stream = await Stream.connect(address, port)
+            await stream.start_tls(context, "")
+            session = stream.tls_session()
+            return session.version if session else None
+    except (OSError, TimeoutError, ssl.SSLError):
+        return None
+    finally:
+        if stream is not None:
+            await stream.close()
+
+
+async def _read_some(stream: Stream, wait: float) -> bytes:
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(wait):
+            return await stream.receive()
+    return b""

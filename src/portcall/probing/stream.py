@@ -1,0 +1,78 @@
+"""The only client socket code in portcall: a TCP stream that can turn into TLS."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+import time
+from dataclasses import dataclass, field
+
+#: How much one read may return; a reply larger than the handshake's limit is cut off there.
+READ_SIZE = 16 * 1024
+
+
+@dataclass
+class TlsSession:
+    """What the TLS layer negotiated, read right after the handshake."""
+
+    version: str | None
+    cipher: tuple[str, str, int] | None
+    der: bytes | None
+
+
+@dataclass
+class Stream:
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    async def connect(
+        cls,
+        address: str,
+        port: int,
+        *,
+        tls: ssl.SSLContext | None = None,
+        server_hostname: str = "",
+    ) -> Stream:
+        """Connect; with `tls`, wrap from the first byte (implicit TLS).
+
+        The TLS handshake is done after the TCP connect, not by open_connection, so that a
+        refused or dropped connection is never confused with a TLS failure.
+        """
+        start = time.perf_counter()
+        reader, writer = await asyncio.open_connection(address, port)
+        stream = cls(reader, writer)
+        stream.timings["connect"] = time.perf_counter() - start
+        if tls is not None:
+            await stream.start_tls(tls, server_hostname)
+        return stream
+
+    async def start_tls(self, context: ssl.SSLContext, server_hostname: str) -> None:
+        start = time.perf_counter()
+        await self.writer.start_tls(context, server_hostname=server_hostname or None)
+        self.timings["tls"] = time.perf_counter() - start
+
+    def tls_session(self) -> TlsSession | None:
+        ssl_object = self.writer.get_extra_info("ssl_object")
+        if ssl_object is None:
+            return None
+        return TlsSession(
+            version=ssl_object.version(),
+            cipher=ssl_object.cipher(),
+            der=ssl_object.getpeercert(binary_form=True),
+        )
+
+    async def send(self, data: bytes) -> None:
+        self.writer.write(data)
+        await self.writer.drain()
+
+    async def receive(self) -> bytes:
+        return await self.reader.read(READ_SIZE)
+
+    async def close(self) -> None:
+        self.writer.close()
+        # The peer may already be gone: nothing useful to report then.
+        with contextlib.suppress(OSError, TimeoutError, ssl.SSLError):
+            await asyncio.wait_for(self.writer.wait_closed(), 1.0)

@@ -1,0 +1,49 @@
+"""The JSON document of a check run: a versioned schema (see docs/json-schema.md)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from portcall import __version__
+from portcall.verdicts import Result, overall_health
+
+SCHEMA = "portcall.check/1"
+
+
+def result_to_dict(result: Result) -> dict[str, Any]:
+    return {
+        "host": result.host,
+        "address": result.address,
+        "port": result.port,
+        "key": result.key,
+        "verdict": str(result.verdict),
+        "health": str(result.health()),
+        "required": result.required,
+        "reason": result.reason,
+        "protocol": result.protocol,
+        "product": result.product,
+        "banner": result.banner,
+        "capabilities": list(result.capabilities),
+        "findings": [finding.to_dict() for finding in result.findings],
+        "tls": result.tls.to_dict() if result.tls else None,
+        "details": result.details,
+        "timings_ms": {name: round(value * 1000, 1) for name, value in result.timings.items()},
+    }
+
+
+def check_document(results: list[Result], *, catalog: str, started: datetime) -> dict[str, Any]:
+    return {
+        "schema": SCHEMA,
+        "portcall": __version__,
+        "catalog": catalog,
+        "started": started.isoformat(),
+        "finished": datetime.now(UTC).isoformat(),
+        "health": str(overall_health(results)),
+        "results": [result_to_dict(r) for r in results],
+    }
+
+
+def dumps(document: dict[str, Any]) -> str:
+    return json.dumps(document, indent=2, default=str, ensure_ascii=False) + "\n"

@@ -1,0 +1,103 @@
+"""The report a person reads: a table per host on a terminal, plain lines when piped."""
+
+from __future__ import annotations
+
+from collections import Counter
+from itertools import groupby
+from typing import TextIO
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from portcall.catalog import Catalog
+from portcall.report.inert import inert
+from portcall.verdicts import Health, Result, Verdict, overall_health
+
+_VERDICT_STYLE = {
+    Verdict.OK: "green",
+    Verdict.REFUSED: "yellow",
+    Verdict.FILTERED: "yellow",
+    Verdict.UNREACHABLE: "yellow",
+    Verdict.UNRESOLVED: "yellow",
+}
+_HEALTH_STYLE = {Health.HEALTHY: "green", Health.WARNINGS: "yellow", Health.FAILURES: "red"}
+
+
+def _service(result: Result, catalog: Catalog) -> str:
+    entry = catalog.by_port(result.port)
+    return entry.label if entry else str(result.port)
+
+
+def _tls_cell(result: Result) -> str:
+    if result.tls is None:
+        return ""
+    cert = result.tls.certificate
+    days = ""
+    if cert is not None:
+        days = f", cert {cert.common_name or '?'}"
+    legacy = " (legacy)" if result.tls.legacy else ""
+    return inert(f"{result.tls.version}{legacy}{days}", 60)
+
+
+def _notes(result: Result) -> str:
+    lines = [result.reason]
+    lines += [f"[{f.severity}] {f.code}: {f.message}" for f in result.findings]
+    return "\n".join(inert(line, 300) for line in lines)
+
+
+def summary_line(results: list[Result]) -> str:
+    hosts = len({r.host for r in results})
+    counts = Counter(str(r.verdict) for r in results)
+    parts = ", ".join(f"{n} {v}" for v, n in sorted(counts.items(), key=lambda kv: -kv[1]))
+    findings = sum(len(r.findings) for r in results)
+    return (
+        f"{len(results)} port checks on {hosts} host{'s' if hosts != 1 else ''}: {parts}; "
+        f"{findings} finding{'s' if findings != 1 else ''}; health: {overall_health(results)}"
+    )
+
+
+def render(results: list[Result], catalog: Catalog, stream: TextIO, *, rich_output: bool) -> None:
+    if rich_output:
+        _render_rich(results, catalog, Console(file=stream, highlight=False, soft_wrap=False))
+    else:
+        _render_plain(results, catalog, stream)
+
+
+def _render_rich(results: list[Result], catalog: Catalog, console: Console) -> None:
+    for host, group in groupby(results, key=lambda r: r.host):
+        rows = list(group)
+        address = rows[0].address
+        title = inert(host) if address in (None, host) else f"{inert(host)} ({address})"
+        table = Table(title=Text(title, style="bold"), title_justify="left", expand=False)
+        for column in ("port", "service", "verdict", "product", "TLS", "reason"):
+            table.add_column(column, overflow="fold")
+        for r in rows:
+            style = _VERDICT_STYLE.get(r.verdict, "red")
+            if r.verdict is Verdict.OK and r.health() is not Health.HEALTHY:
+                style = _HEALTH_STYLE[r.health()]
+            table.add_row(
+                Text(str(r.port)),
+                Text(_service(r, catalog)),
+                Text(str(r.verdict), style=style),
+                Text(inert(r.product or "", 60)),
+                Text(_tls_cell(r)),
+                Text(_notes(r)),
+            )
+        console.print(table)
+    style = _HEALTH_STYLE[overall_health(results)]
+    console.print(Text(summary_line(results), style=style))
+
+
+def _render_plain(results: list[Result], catalog: Catalog, stream: TextIO) -> None:
+    for host, group in groupby(results, key=lambda r: r.host):
+        rows = list(group)
+        stream.write(f"{inert(host)} ({rows[0].address or 'unresolved'})\n")
+        for r in rows:
+            product = f" [{inert(r.product, 60)}]" if r.product else ""
+            stream.write(f"  {r.port:>5}  {r.verdict!s:<14} {inert(r.reason, 300)}{product}\n")
+            for f in r.findings:
+                stream.write(
+                    f"  {'':>5}  {'':<14} {f.severity} {f.code}: {inert(f.message, 300)}\n"
+                )
+    stream.write(summary_line(results) + "\n")
