@@ -443,7 +443,7 @@ def listen(
     try:
         name, tls = prepare_tls(hostname, cert=cert, key=key, cert_dir=cert_dir)
     except LabError as exc:
-        raise UsageProblem(str(exc), "--cert/--key take PEM files, --cert-dir a directory") from exc
+        raise UsageProblem(str(exc), exc.hint) from exc
     config = ResponderConfig(
         binds=binds,
         port_offset=port_offset,
@@ -456,7 +456,9 @@ def listen(
         responder = run_listen(entries, config, tls, click.echo)
     except BindError as exc:
         raise UsageProblem(str(exc), exc.hint) from exc
-    click.echo(f"Stopped: {responder.served} connections served, {responder.turned_away} refused.")
+    click.echo(
+        f"Stopped: {responder.served} connections served, {responder.turned_away} turned away."
+    )
 
 
 @app.command()

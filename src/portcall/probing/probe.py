@@ -111,6 +111,11 @@ async def _climb_tls_ladder(
             conversation = await _attempt(endpoint, entry, settings, state)
             return conversation, state
         except ssl.SSLCertVerificationError as err:
+            if is_protocol_mismatch(err) and not state.legacy:
+                # A 1024-bit key or a SHA-1 signature: refused at today's security level,
+                # usual on Exchange 2000/2003. The legacy context judges the chain instead.
+                state.legacy = True
+                continue
             if not state.verify:
                 raise ProbeFailure(Verdict.TLS_FAILED, f"TLS failed: {err.verify_message}") from err
             failure = classify_verify_error(err)

@@ -63,7 +63,7 @@ TIME_ERRORS: Final = {
     10: "the chain is trusted, but a certificate in it has expired",
 }
 
-_FIX_TRUST = "install a certificate issued by a CA the clients trust, or give portcall that CA"
+_FIX_TRUST = "install a certificate issued by a CA the clients trust, or pass that CA with --ca"
 
 #: X509_V_ERR_* codes from OpenSSL's x509_vfy.h and what a person should do about them.
 UNTRUSTED_ERRORS: Final = {
@@ -73,7 +73,7 @@ UNTRUSTED_ERRORS: Final = {
     18: f"the certificate is self-signed and not trusted: {_FIX_TRUST}",
     19: f"the chain ends in a self-signed root that is not trusted: {_FIX_TRUST}",
     20: "the issuing CA is unknown: install the intermediate CA certificates on the server, "
-    "or give portcall the issuing CA",
+    "or pass the issuing CA with --ca",
     21: "the server sent only its own certificate and its issuer is unknown: install the "
     "intermediate CA certificates on the server",
     23: "the certificate has been revoked: install a new certificate",

@@ -19,6 +19,7 @@ _LISTED = 6
 
 NO_IP_SAN = "the certificate names no IP addresses"
 CHECK_BY_NAME = "check by host name or pass --servername"
+WILDCARD_RULE = "a wildcard must be the whole left-most label, with two or more labels after it"
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,7 @@ def _match_san(dns: list[str], reference: str) -> NameMatch:
     detail = f"certificate names {_listing(dns)}; not {reference}"
     ignored = [p for p in dns if _is_wildcard(p) and not _usable_wildcard(_normal(p))]
     if ignored:
-        detail += f" ({', '.join(ignored)} ignored: a wildcard needs at least two labels after it)"
+        detail += f" ({', '.join(ignored)} ignored: {WILDCARD_RULE})"
     return NameMatch(False, detail)
 
 
