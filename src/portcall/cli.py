@@ -195,7 +195,7 @@ def _print_catalog(catalog: Catalog, entries: list[PortEntry]) -> None:
     "--ca",
     "cafile",
     metavar="FILE",
-    help="Trust these CA certificates (PEM) instead of the system store.",
+    help="Trust these CA certificates (PEM, or one DER certificate) instead of the system store.",
 )
 @click.option(
     "--servername",

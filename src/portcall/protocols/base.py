@@ -35,6 +35,8 @@ class _NeedData:
 
 
 NEED_DATA: Final = _NeedData()
+#: The type of NEED_DATA, for readers that yield nothing else.
+NeedData = _NeedData
 
 
 @dataclass(frozen=True)
@@ -207,7 +209,7 @@ class SansIO(ABC):
             detected = f"a non-conforming {self.display_name} service"
         return WrongProtocol(self.display_name, detected, evidence)
 
-    def read_until(self, separator: bytes = b"\r\n") -> Generator[_NeedData, None, bytes]:
+    def read_until(self, separator: bytes = b"\r\n") -> Generator[NeedData, None, bytes]:
         """Bytes up to and including `separator`."""
         limit = self.reply_limit
         while True:
@@ -223,7 +225,7 @@ class SansIO(ABC):
                 raise PeerClosed(bytes(self._buffer))
             yield NEED_DATA
 
-    def read_exactly(self, count: int) -> Generator[_NeedData, None, bytes]:
+    def read_exactly(self, count: int) -> Generator[NeedData, None, bytes]:
         if count > self.reply_limit:
             raise ReplyTooLong(self.reply_limit, bytes(self._buffer[:512]))
         while len(self._buffer) < count:
@@ -234,12 +236,12 @@ class SansIO(ABC):
         del self._buffer[:count]
         return chunk
 
-    def read_line(self) -> Generator[_NeedData, None, str]:
+    def read_line(self) -> Generator[NeedData, None, str]:
         """One text line without its line end; a lone LF is accepted as a line end too."""
         raw = yield from self.read_until(b"\n")
         return raw.rstrip(b"\r\n").decode("utf-8", "replace")
 
-    def gather_evidence(self, start: bytes) -> Generator[_NeedData, None, bytes]:
+    def gather_evidence(self, start: bytes) -> Generator[NeedData, None, bytes]:
         """`start` and a little more of a reply that is not the expected protocol, up to a line
         end, `EVIDENCE_BYTES`, a TLS record header or the close: a lone "2" names nothing,
         "220 mail ESMTP" names SMTP."""

@@ -1,4 +1,5 @@
-"""The Exchange 2000/2003 routing engine (RESvc) on TCP 691, client role: read its banner.
+"""The Exchange 2000/2003 routing engine (RESvc) on TCP 691: read its banner (client role) or
+say it (server role).
 
 Servers of one routing group exchange link state over this port (Microsoft KB 842026). The
 service speaks first, with one line (nmap-service-probes, NULL probe, service `resvc`):
@@ -10,7 +11,8 @@ the line is read. The number in the second braces is not a byte count of the tex
 it (that text is longer than 38 bytes for any version), so nothing here relies on it.
 
 We send nothing: the traffic that follows the banner has no public description, and a made-up
-message could upset a routing master that owns the group's link-state table.
+message could upset a routing master that owns the group's link-state table. For the same reason
+the server role says its banner and then only listens: it never interprets what a peer sends.
 """
 
 from __future__ import annotations
@@ -19,7 +21,17 @@ import re
 from collections.abc import Generator
 from typing import Final
 
-from portcall.protocols.base import Event, Handshake, PeerClosed, ServiceInfo, Steps
+from portcall.protocols.base import (
+    Event,
+    Handshake,
+    PeerClosed,
+    Send,
+    ServerEvent,
+    ServerHandshake,
+    ServerSteps,
+    ServiceInfo,
+    Steps,
+)
 from portcall.protocols.products import product_from_text
 
 PRODUCT: Final = "Microsoft Exchange routing engine (RESvc)"
@@ -86,3 +98,53 @@ def _fits(head: bytes) -> bool:
 def _printable(line: bytes) -> str:
     text = line.rstrip(b"\r\n").decode("latin-1")
     return "".join(ch for ch in text if ch.isprintable())
+
+
+# -- server role -----------------------------------------------------------------------------
+
+#: The banner's opening exactly as nmap's `resvc` match spells it; the numbers do not change
+#: with the version, so they are copied rather than computed.
+BANNER_OPENING: Final = b"{0000004c} NODEINFO (5) {38}"
+#: The routing engine's build: the Exchange build of each release (6.5 is 2003, 6.0 is 2000).
+ROUTING_VERSIONS: Final = {"exchange2003": "6.5.7638.1", "exchange2000": "6.0.6249.0"}
+#: What nmap's match expects after the line end: two more bytes, spaces in the sample it holds.
+BANNER_TAIL: Final = b"  "
+#: Bytes a peer may send before the responder hangs up; none of them is read for meaning.
+DISCARD_LIMIT: Final = 64 * 1024
+
+
+def routing_banner(profile: str) -> bytes:
+    """The banner of `profile`. The neutral one keeps the NODEINFO frame, which is all a client
+    of port 691 can recognise, but names neither product nor version."""
+    version = ROUTING_VERSIONS.get(profile)
+    text = (
+        f"Version: {version} Microsoft Routing Server ready"
+        if version
+        else "portcall responder ready"
+    )
+    return BANNER_OPENING + text.encode("ascii") + b"\r\n" + BANNER_TAIL
+
+
+class RoutingServer(ServerHandshake):
+    """Says the routing engine's banner, then reads and discards whatever the peer sends until
+    it closes or `DISCARD_LIMIT` bytes have come."""
+
+    protocol = "routing"
+    display_name = "Exchange routing"
+
+    def serve(self) -> ServerSteps:
+        yield Send(routing_banner(self.options.profile))
+        received = 0
+        try:
+            while received < DISCARD_LIMIT:
+                received += len((yield from self._some_bytes()))
+        except PeerClosed:
+            pass
+        if received:
+            self.heard.append(f"{received} bytes of link-state traffic (not interpreted)")
+
+    def _some_bytes(self) -> Generator[ServerEvent, None, bytes]:
+        """At least one byte, and whatever else has already arrived."""
+        first = yield from self.read_exactly(1)
+        rest = self.read_exactly(min(len(self.buffered), self.options.line_limit))
+        return first + (yield from rest)

@@ -30,20 +30,26 @@ def _service(result: Result, catalog: Catalog) -> str:
 
 
 def _tls_cell(result: Result) -> str:
-    if result.tls is None:
+    tls = result.tls
+    if tls is None:
         return ""
-    cert = result.tls.certificate
-    days = ""
+    lines = [tls.version + (" (legacy)" if tls.legacy else "")]
+    cert = tls.certificate
     if cert is not None:
-        days = f", cert {cert.common_name or '?'}"
-    legacy = " (legacy)" if result.tls.legacy else ""
-    return inert(f"{result.tls.version}{legacy}{days}", 60)
+        lines += [cert.common_name or cert.subject, f"until {cert.not_after:%Y-%m-%d}"]
+    return "\n".join(inert(line, 60) for line in lines)
 
 
 def _notes(result: Result) -> str:
-    lines = [result.reason]
+    """What the other columns do not say already: why a port failed, and every finding."""
+    lines = []
+    if result.verdict is not Verdict.OK:
+        prefix = f"{result.port} {result.verdict}: "
+        lines.append(result.reason.removeprefix(prefix))
+    elif result.tls is None and "STARTTLS" not in result.reason:
+        lines.append(result.reason.split("; ", 1)[1] if "; " in result.reason else "")
     lines += [f"[{f.severity}] {f.code}: {f.message}" for f in result.findings]
-    return "\n".join(inert(line, 300) for line in lines)
+    return "\n".join(inert(line, 300) for line in lines if line)
 
 
 def summary_line(results: list[Result]) -> str:
@@ -70,7 +76,7 @@ def _render_rich(results: list[Result], catalog: Catalog, console: Console) -> N
         address = rows[0].address
         title = inert(host) if address in (None, host) else f"{inert(host)} ({address})"
         table = Table(title=Text(title, style="bold"), title_justify="left", expand=False)
-        for column in ("port", "service", "verdict", "product", "TLS", "reason"):
+        for column in ("port", "service", "verdict", "product", "TLS", "notes"):
             table.add_column(column, overflow="fold")
         for r in rows:
             style = _VERDICT_STYLE.get(r.verdict, "red")
@@ -94,8 +100,7 @@ def _render_plain(results: list[Result], catalog: Catalog, stream: TextIO) -> No
         rows = list(group)
         stream.write(f"{inert(host)} ({rows[0].address or 'unresolved'})\n")
         for r in rows:
-            product = f" [{inert(r.product, 60)}]" if r.product else ""
-            stream.write(f"  {r.port:>5}  {r.verdict!s:<14} {inert(r.reason, 300)}{product}\n")
+            stream.write(f"  {r.port:>5}  {r.verdict!s:<14} {inert(r.reason, 300)}\n")
             for f in r.findings:
                 stream.write(
                     f"  {'':>5}  {'':<14} {f.severity} {f.code}: {inert(f.message, 300)}\n"

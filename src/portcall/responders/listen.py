@@ -1,0 +1,118 @@
+"""`portcall listen`: serve catalog ports until a signal, saying who reached each one."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import socket
+import ssl
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from portcall.catalog import PortEntry, TlsMode
+from portcall.probing.targets import TargetError, parse_target
+from portcall.responders.certs import LabError, default_lab_dir, ensure_lab, server_context
+from portcall.responders.log import line_printer
+from portcall.responders.server import HOST_CERTIFICATE, Responder, ResponderConfig
+
+_TLS_WORDS = {TlsMode.NONE: "", TlsMode.STARTTLS: ", STARTTLS", TlsMode.IMPLICIT: ", TLS"}
+
+
+@dataclass(frozen=True)
+class TlsSetup:
+    """The certificate the responders present, and what to tell clients about trusting it."""
+
+    contexts: dict[str, ssl.SSLContext]
+    description: list[str]
+
+
+def default_hostname() -> str:
+    """This machine's name, without a DNS query (a responder must start with no network)."""
+    return socket.gethostname().lower() or "localhost"
+
+
+def check_hostname(name: str) -> str:
+    """`name` if it can stand in a certificate and a banner; raises `LabError` otherwise."""
+    hint = "give the one name clients use for this server, such as mail.example.com"
+    try:
+        targets = parse_target(name)
+    except TargetError as exc:
+        raise LabError(f"--hostname: {exc}", hint) from exc
+    if "/" in name or len(targets) != 1:
+        raise LabError(f"--hostname: '{name}' is a range, not one host name", hint)
+    return targets[0].name
+
+
+def prepare_tls(
+    hostname: str | None, *, cert: str | None, key: str | None, cert_dir: str | None
+) -> tuple[str, TlsSetup]:
+    """The host name to claim, and the TLS setup for it; raises `LabError` for bad input."""
+    name = check_hostname(hostname or default_hostname())
+    directory = Path(cert_dir).expanduser() if cert_dir else None
+    return name, tls_setup(name, cert=cert, key=key, cert_dir=directory)
+
+
+def tls_setup(
+    hostname: str, *, cert: str | None, key: str | None, cert_dir: Path | None
+) -> TlsSetup:
+    """The user's certificate when given, else the lab's (made on first use)."""
+    if cert is not None and key is not None:
+        context = server_context(cert, key)
+        return TlsSetup({HOST_CERTIFICATE: context}, [f"TLS: certificate {cert} (key {key})"])
+    lab = ensure_lab(cert_dir or default_lab_dir(), hostname)
+    context = server_context(lab.host_cert, lab.host_key)
+    return TlsSetup(
+        {HOST_CERTIFICATE: context},
+        [
+            f"TLS: lab certificate {lab.host_cert} for {hostname}, localhost, 127.0.0.1 and ::1",
+            f"     signed by the lab CA {lab.ca_cert}; clients trust it with",
+            f"     portcall check --ca {lab.ca_cert} --servername {hostname} TARGET",
+        ],
+    )
+
+
+def listening_lines(entries: list[PortEntry], ports: dict[str, int]) -> list[str]:
+    """One line per row: catalog port, the port really listened on, what answers there."""
+    lines = [f"  {'port':>5}  {'on':>5}  {'key':<9} service"]
+    for entry in entries:
+        service = f"{entry.label}{_TLS_WORDS[entry.tls]}"
+        lines.append(f"  {entry.port:>5}  {ports[entry.key]:>5}  {entry.key:<9} {service}")
+    return lines
+
+
+def run_listen(
+    entries: list[PortEntry], config: ResponderConfig, tls: TlsSetup, echo: Callable[[str], None]
+) -> Responder:
+    """Serve `entries` until SIGINT/SIGTERM, one line per connection on stdout; returns the
+    stopped responder (for its counters). Raises `BindError` when a port cannot be had."""
+    responder = Responder(entries, config, tls=tls.contexts, on_connection=line_printer(sys.stdout))
+
+    def ready(ports: dict[str, int]) -> None:
+        echo(f"portcall listen: {config.profile} as {config.hostname} on {', '.join(config.binds)}")
+        for line in [*tls.description, *listening_lines(entries, ports)]:
+            echo(line)
+        echo(f"Ready: {len(ports)} ports. One line per connection follows; Ctrl-C stops.")
+
+    asyncio.run(serve_until_signalled(responder, ready))
+    return responder
+
+
+async def serve_until_signalled(
+    responder: Responder, on_ready: Callable[[dict[str, int]], None]
+) -> None:
+    """Start `responder`, call `on_ready` with its ports, and serve until SIGINT or SIGTERM."""
+    ports = await responder.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    signals = (signal.SIGINT, signal.SIGTERM)
+    for number in signals:
+        loop.add_signal_handler(number, stop.set)
+    try:
+        on_ready(ports)
+        await stop.wait()
+    finally:
+        for number in signals:
+            loop.remove_signal_handler(number)
+        await responder.stop()

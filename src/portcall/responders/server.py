@@ -1,0 +1,368 @@
+"""Responders: one asyncio server per catalog row, each answering as the real service would.
+
+Every accepted connection gets a fresh server-role handshake (`protocols.server_for`) and this
+module moves its bytes: `Send` is written, `NEED_DATA` is read under the idle timeout,
+`StartTLS` turns the connection into TLS as the server. Implicit-TLS rows run the TLS handshake
+ourselves right after the accept, before a single byte is sent, rather than letting the
+listening socket do it: a handshake that fails (a client refusing the certificate) is then
+still one connection in the log, with the reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import partial
+from typing import Final, TypeVar
+
+from portcall.catalog import PortEntry, TlsMode
+from portcall.protocols import SERVERS, server_for
+from portcall.protocols.base import CLOSE, Send, ServerHandshake, ServerOptions, StartTLS
+from portcall.responders.binding import BindError, bind_error, os_reason, reserve_port
+from portcall.responders.channel import Channel
+from portcall.responders.log import ConnectionHook, ConnectionRecord, format_peer
+
+PROFILES: Final = ("exchange2003", "exchange2000", "neutral")
+#: The name of the certificate a row presents unless a fault picks another.
+HOST_CERTIFICATE: Final = "host"
+#: The Global Catalog's ports (MS-ADTS): LDAP there answers as a GC.
+GLOBAL_CATALOG_PORTS: Final = frozenset({3268, 3269})
+
+_T = TypeVar("_T")
+
+HandshakeFactory = Callable[[str, ServerOptions], ServerHandshake]
+
+
+@dataclass(frozen=True)
+class Fault:
+    """A deliberate defect on one row, the way real servers break (used by `portcall demo`)."""
+
+    #: Present this certificate (a key of the responder's TLS contexts, e.g. "expired").
+    certificate: str | None = None
+    #: False: never offer STARTTLS on this row, as a server without a certificate does.
+    starttls: bool = True
+    #: Speak this protocol instead of the row's: another service holds the port.
+    protocol: str | None = None
+    #: Hold the port without listening: every connection is refused.
+    closed: bool = False
+
+
+@dataclass(frozen=True)
+class ResponderConfig:
+    binds: tuple[str, ...] = ("127.0.0.1",)
+    #: Listen on catalog port + offset (unprivileged ports for a non-root user).
+    port_offset: int = 0
+    #: Listen on ports the system picks instead (one bind address only).
+    ephemeral: bool = False
+    hostname: str = "mail.example.test"
+    profile: str = "exchange2003"
+    max_connections: int = 256
+    #: Seconds a client may stay silent (or leave our replies unread) before it is closed.
+    idle_timeout: float = 30.0
+    #: Seconds a connection may last at all.
+    lifetime: float = 300.0
+    line_limit: int = 4096
+
+    def __post_init__(self) -> None:
+        if not self.binds:
+            raise ValueError("at least one bind address is needed")
+        if self.ephemeral and len(self.binds) > 1:
+            raise ValueError("ephemeral ports need exactly one bind address")
+        if self.profile not in PROFILES:
+            raise ValueError(f"unknown profile {self.profile!r}; known: {', '.join(PROFILES)}")
+
+
+class _Stalled(Exception):
+    """The client let the idle timeout pass (the message says how)."""
+
+
+@dataclass
+class _Row:
+    entry: PortEntry
+    fault: Fault
+    port: int = 0
+    server: asyncio.Server | None = None
+    reserved: socket.socket | None = None
+
+    @property
+    def protocol(self) -> str:
+        return self.fault.protocol or self.entry.protocol
+
+
+@dataclass
+class _Counters:
+    served: int = 0
+    turned_away: int = 0
+    open_now: set[asyncio.Task[None]] = field(default_factory=set)
+
+
+class Responder:
+    """Answers on every row of `entries` until stopped; use as an async context manager."""
+
+    def __init__(
+        self,
+        entries: Iterable[PortEntry],
+        config: ResponderConfig | None = None,
+        *,
+        tls: Mapping[str, ssl.SSLContext] | None = None,
+        faults: Mapping[str, Fault] | None = None,
+        on_connection: ConnectionHook | None = None,
+        handshake_factory: HandshakeFactory = server_for,
+    ) -> None:
+        self.config = config or ResponderConfig()
+        self._tls = dict(tls or {})
+        self._rows = [_Row(e, (faults or {}).get(e.key, Fault())) for e in entries]
+        self._hook = on_connection
+        self._factory = handshake_factory
+        self._counters = _Counters()
+        self._stopping = False
+        for row in self._rows:
+            self._check_row(row)
+
+    def _check_row(self, row: _Row) -> None:
+        if row.protocol not in SERVERS:
+            raise ValueError(f"{row.entry.key}: no responder speaks {row.protocol!r}")
+        if (
+            row.entry.tls is TlsMode.IMPLICIT
+            and self._context(row) is None
+            and not row.fault.closed
+        ):
+            raise ValueError(f"{row.entry.key}: TLS from the first byte needs a certificate")
+
+    # -- life cycle --------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Responder:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    async def start(self) -> dict[str, int]:
+        """Listen on every row; returns each row's key and the port it actually listens on.
+
+        Raises `BindError` (after closing what was opened) when a port cannot be had.
+        """
+        try:
+            for row in self._rows:
+                await self._bind(row)
+        except BaseException:
+            await self.stop()
+            raise
+        return self.ports
+
+    async def stop(self) -> None:
+        """Stop listening, end every open connection, and wait until they are gone."""
+        self._stopping = True
+        for row in self._rows:
+            if row.server is not None:
+                row.server.close()
+            if row.reserved is not None:
+                row.reserved.close()
+        tasks = list(self._counters.open_now)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for row in self._rows:
+            if row.server is not None:
+                await row.server.wait_closed()
+                row.server = None
+
+    @property
+    def ports(self) -> dict[str, int]:
+        return {row.entry.key: row.port for row in self._rows}
+
+    @property
+    def open_connections(self) -> int:
+        return len(self._counters.open_now)
+
+    @property
+    def served(self) -> int:
+        return self._counters.served
+
+    @property
+    def turned_away(self) -> int:
+        return self._counters.turned_away
+
+    # -- binding -----------------------------------------------------------------------------
+
+    def _wanted_port(self, entry: PortEntry) -> int:
+        if self.config.ephemeral:
+            return 0
+        port = entry.port + self.config.port_offset
+        if port > 65535:
+            raise BindError(
+                f"{entry.key}: port {entry.port} + offset {self.config.port_offset} is above 65535",
+                "choose a smaller --port-offset",
+            )
+        return port
+
+    async def _bind(self, row: _Row) -> None:
+        port = self._wanted_port(row.entry)
+        binds = self.config.binds
+        try:
+            if row.fault.closed:
+                row.reserved = reserve_port(binds[0], port)
+                row.port = int(row.reserved.getsockname()[1])
+                return
+            row.server = await asyncio.get_running_loop().create_server(
+                lambda: Channel(partial(self._opened, row)),
+                host=list(binds),
+                port=port,
+                backlog=max(128, self.config.max_connections),
+            )
+        except OSError as exc:
+            raise bind_error(exc, row.entry, port, binds) from exc
+        row.port = int(row.server.sockets[0].getsockname()[1])
+
+    # -- connections -------------------------------------------------------------------------
+
+    def _opened(self, row: _Row, channel: Channel) -> None:
+        if self._stopping or self.open_connections >= self.config.max_connections:
+            # Over the limit a connection is closed at once: cheaper than any queue, and the
+            # client sees a clean close rather than a hang.
+            self._counters.turned_away += 1
+            if channel.transport is not None:
+                channel.transport.close()
+            record = self._record(row, channel)
+            record.ended = f"turned away: {self.open_connections} connections already open"
+            self._report(record)
+            return
+        task = asyncio.get_running_loop().create_task(self._serve(row, channel))
+        self._counters.open_now.add(task)
+        task.add_done_callback(self._counters.open_now.discard)
+
+    def _record(self, row: _Row, channel: Channel) -> ConnectionRecord:
+        address, port = channel.peer
+        return ConnectionRecord(
+            started=datetime.now(UTC),
+            peer=format_peer(address, port),
+            key=row.entry.key,
+            port=row.entry.port,
+            bound_port=channel.local_port or row.port,
+            protocol=row.protocol,
+        )
+
+    def _report(self, record: ConnectionRecord) -> None:
+        if self._hook is not None:
+            self._hook(record)
+
+    async def _serve(self, row: _Row, channel: Channel) -> None:
+        record = self._record(row, channel)
+        began = time.monotonic()
+        try:
+            async with asyncio.timeout(self.config.lifetime):
+                record.ended = await self._converse(row, channel, record)
+        except TimeoutError:
+            record.ended = f"closed at the {self.config.lifetime:g}s lifetime cap"
+        except asyncio.CancelledError:
+            record.ended = "the responder stopped"
+            raise
+        except Exception as exc:  # one broken conversation must not take the responder down
+            record.ended = f"internal error: {type(exc).__name__}: {exc}"
+        finally:
+            # Reported before the close is awaited: a stop arriving during the close must not
+            # swallow the line of a connection that has already ended.
+            record.duration = time.monotonic() - began
+            self._counters.served += 1
+            self._report(record)
+            await channel.close()
+
+    def _context(self, row: _Row) -> ssl.SSLContext | None:
+        return self._tls.get(row.fault.certificate or HOST_CERTIFICATE)
+
+    def _options(self, row: _Row, channel: Channel) -> ServerOptions:
+        entry = row.entry
+        return ServerOptions(
+            hostname=self.config.hostname,
+            profile=self.config.profile,
+            starttls=(
+                entry.tls is TlsMode.STARTTLS
+                and row.fault.starttls
+                and self._context(row) is not None
+            ),
+            implicit_tls=entry.tls is TlsMode.IMPLICIT,
+            global_catalog=entry.port in GLOBAL_CATALOG_PORTS or entry.key.startswith("gc"),
+            peer_address=channel.peer[0],
+            line_limit=self.config.line_limit,
+        )
+
+    async def _converse(self, row: _Row, channel: Channel, record: ConnectionRecord) -> str:
+        """Run one conversation to its end; returns how it ended."""
+        try:
+            if row.entry.tls is TlsMode.IMPLICIT:
+                failure = await self._upgrade(row, channel, record)
+                if failure is not None:
+                    return failure
+            handshake = self._factory(row.protocol, self._options(row, channel))
+            try:
+                return await self._pump(row, channel, handshake, record)
+            finally:
+                record.heard = list(handshake.heard)
+        except _Stalled as stalled:
+            return str(stalled)
+        except OSError as exc:
+            # A client that says goodbye and hangs up without waiting for our answer is common
+            # (probes do it): the write fails, yet the client simply left.
+            if channel.peer_closed:
+                return "the client closed"
+            return f"connection lost ({os_reason(exc)})"
+
+    async def _pump(
+        self, row: _Row, channel: Channel, handshake: ServerHandshake, record: ConnectionRecord
+    ) -> str:
+        client_left = False
+        idle = self.config.idle_timeout
+        while True:
+            event = handshake.next_event()
+            if event is CLOSE:
+                return "the client closed" if client_left else "the responder closed"
+            if isinstance(event, Send):
+                await self._bounded(channel.write(event.data), f"our reply unread for {idle:g}s")
+            elif isinstance(event, StartTLS):
+                failure = await self._upgrade(row, channel, record)
+                if failure is not None:
+                    return failure
+                handshake.tls_started()
+            elif client_left:
+                # The handshake wants more after the client's end: nothing more will come.
+                return "the client closed"
+            else:
+                data = await self._bounded(channel.read(), f"idle for {idle:g}s")
+                client_left = not data
+                handshake.receive_data(data)
+
+    async def _bounded(self, step: Awaitable[_T], what: str) -> _T:
+        """`step`, unless it takes longer than the idle timeout."""
+        try:
+            async with asyncio.timeout(self.config.idle_timeout):
+                return await step
+        except TimeoutError:
+            raise _Stalled(what) from None
+
+    async def _upgrade(self, row: _Row, channel: Channel, record: ConnectionRecord) -> str | None:
+        """Turn the connection into TLS; returns why that failed, or None."""
+        context = self._context(row)
+        if context is None:
+            return "internal error: TLS asked for, but no certificate is loaded"
+        try:
+            await channel.start_tls(context, self.config.idle_timeout)
+        except ssl.SSLError as exc:
+            return f"TLS handshake failed ({_ssl_reason(exc)})"
+        except ConnectionResetError:
+            # What a client that rejects our certificate leaves behind: an alert, then a close.
+            return "TLS handshake broken off by the client (does it trust the certificate?)"
+        except (OSError, TimeoutError) as exc:
+            return f"TLS handshake failed ({os_reason(exc)})"
+        record.tls = channel.tls_version
+        return None
+
+
+def _ssl_reason(exc: ssl.SSLError) -> str:
+    reason = exc.reason or exc.strerror or str(exc)
+    return str(reason).replace("_", " ").lower()
