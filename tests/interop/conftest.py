@@ -11,7 +11,19 @@ import pytest
 from tests.interop.lab.lab import sweep_stale_namespaces
 
 #: Programs the lab itself and its own tests run (OpenLDAP, nginx, iproute2, nftables).
-REQUIRED_TOOLS = ("ip", "nft", "slapd", "slapadd", "ldapsearch", "nginx", "openssl")
+REQUIRED_TOOLS = (
+    "ip",
+    "nft",
+    "slapd",
+    "slapadd",
+    "ldapsearch",
+    "nginx",
+    "openssl",
+    "postfix",
+    "dovecot",
+)
+#: INN's programs live outside PATH.
+REQUIRED_FILES = ("/usr/lib/news/bin/nnrpd", "/usr/lib/news/bin/makehistory")
 
 INSTALL_HINT = (
     "install them with: apt-get install -y slapd ldap-utils dovecot-imapd dovecot-pop3d "
@@ -29,6 +41,7 @@ def lab_tools_present() -> None:
             pytrace=False,
         )
     missing = [tool for tool in REQUIRED_TOOLS if shutil.which(tool) is None]
+    missing += [path for path in REQUIRED_FILES if not os.access(path, os.X_OK)]
     if missing:
         pytest.fail(
             f"interop lab programs not found on PATH: {', '.join(missing)}; {INSTALL_HINT}",

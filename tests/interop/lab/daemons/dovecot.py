@@ -1,0 +1,123 @@
+"""Dovecot as the lab's IMAP and POP3 server: STARTTLS on 143 and 110, implicit TLS on 993
+and 995.
+
+Each instance has its own configuration file, `base_dir`, `state_dir` and `instance_name`
+under its work directory, so several can run side by side. It runs in the foreground
+(`dovecot -F`); SIGTERM to the master stops its children, then the master.
+
+The auth process idles out after a while, and the first client after that is greeted with
+"Waiting for authentication process to respond.." instead of the normal greeting:
+`process_min_avail = 1` keeps auth and the login processes warm.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from tests.interop.lab.base import Daemon, LabContext
+from tests.interop.lab.lab import LoggedProcess
+from tests.interop.lab.pki import CertChoice, cert_pair
+
+DOVECOT = "/usr/sbin/dovecot"
+
+#: The one mailbox user, from a passwd-file: no system account, no PAM.
+USER = "lab"
+PASSWORD = "lab-secret"
+#: The mail processes of a logged-in user run as this unprivileged system account.
+MAIL_USER = "nobody"
+MAIL_GROUP = "nogroup"
+
+
+class Dovecot(Daemon):
+    def __init__(
+        self,
+        imap_ports: tuple[int, ...] = (143,),
+        imaps_ports: tuple[int, ...] = (993,),
+        pop3_ports: tuple[int, ...] = (110,),
+        pop3s_ports: tuple[int, ...] = (995,),
+        cert: CertChoice = "good",
+        starttls: bool = True,
+        name: str = "dovecot",
+    ) -> None:
+        """`starttls=False` turns TLS off altogether (`ssl = no`): no STARTTLS on the plain
+        ports, and no implicit-TLS ports at all."""
+        self.name = name
+        self.imap_ports = imap_ports
+        self.pop3_ports = pop3_ports
+        self.imaps_ports = imaps_ports if starttls else ()
+        self.pop3s_ports = pop3s_ports if starttls else ()
+        self.ports = self.imap_ports + self.imaps_ports + self.pop3_ports + self.pop3s_ports
+        self.cert = cert
+        self.starttls = starttls
+        self._process: LoggedProcess | None = None
+
+    def start(self, lab: LabContext) -> None:
+        directory = lab.workdir / self.name
+        home = directory / "home"
+        home.mkdir(parents=True)
+        shutil.chown(home, MAIL_USER, MAIL_GROUP)
+        passwd = directory / "passwd"
+        # user:password:uid:gid:gecos:home:shell; the userdb's default_fields give uid and gid.
+        passwd.write_text(f"{USER}:{{PLAIN}}{PASSWORD}::::{home}::\n")
+        config = directory / "dovecot.conf"
+        config.write_text(self._config(lab, directory, passwd))
+        argv = [DOVECOT, "-F", "-c", str(config)]
+        self._process = LoggedProcess(lab, argv, directory / "dovecot.log")
+        try:
+            self._process.wait_ready(lab, self.ports, timeout=10.0)
+        except RuntimeError as error:
+            raise RuntimeError(f"dovecot ({self.name}) did not start: {error}") from None
+
+    def stop(self) -> None:
+        if self._process is not None:
+            self._process.stop()
+
+    def _config(self, lab: LabContext, directory: Path, passwd: Path) -> str:
+        settings = [
+            f"base_dir = {directory / 'run'}",
+            f"state_dir = {directory / 'state'}",
+            f"instance_name = lab-{self.name}",
+            f"log_path = {directory / 'dovecot.log'}",
+            "protocols = imap pop3",
+            "listen = 127.0.0.1",
+            "mail_location = maildir:~/Maildir",
+            *self._tls_settings(lab),
+            "passdb {",
+            "  driver = passwd-file",
+            f"  args = scheme=PLAIN {passwd}",
+            "}",
+            "userdb {",
+            "  driver = passwd-file",
+            f"  args = {passwd}",
+            f"  default_fields = uid={MAIL_USER} gid={MAIL_GROUP}",
+            "}",
+            "service auth {",
+            "  process_min_avail = 1",
+            "}",
+            *_login_service("imap", self.imap_ports, self.imaps_ports),
+            *_login_service("pop3", self.pop3_ports, self.pop3s_ports),
+        ]
+        return "\n".join(settings) + "\n"
+
+    def _tls_settings(self, lab: LabContext) -> list[str]:
+        if not self.starttls:
+            return ["ssl = no"]
+        cert, key = cert_pair(lab.pki, self.cert)
+        # "<" makes Dovecot read the file's content; the key is read as root.
+        return ["ssl = yes", f"ssl_cert = <{cert}", f"ssl_key = <{key}"]
+
+
+def _login_service(
+    protocol: str, plain_ports: tuple[int, ...], tls_ports: tuple[int, ...]
+) -> list[str]:
+    """A `service imap-login` / `service pop3-login` block with one listener per port.
+    Dovecot's built-in listeners (`imap` on 143, `imaps` on 993, and so on) are always
+    there: port 0 switches them off, so only the ports asked for are served."""
+    lines = [f"service {protocol}-login {{", "  process_min_avail = 1"]
+    for default in (protocol, f"{protocol}s"):
+        lines += [f"  inet_listener {default} {{", "    port = 0", "  }"]
+    listeners = [(port, "no") for port in plain_ports] + [(port, "yes") for port in tls_ports]
+    for port, ssl in listeners:
+        lines += [f"  inet_listener lab-{port} {{", f"    port = {port}", f"    ssl = {ssl}", "  }"]
+    return [*lines, "}"]
