@@ -4,21 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
+from typing import Any
 
 from portcall.catalog import Catalog, PortEntry, load_catalog
 from portcall.probing.probe import Settings
 from portcall.probing.scheduler import Limits, ResultHook, run_checks
 from portcall.probing.targets import parse_targets
 from portcall.verdicts import Result
-
-
-def select_entries(
-    catalog: Catalog, ports: Iterable[int] | None = None, protocols: Iterable[str] | None = None
-) -> list[PortEntry]:
-    return catalog.select(
-        ports=set(ports) if ports is not None else None,
-        protocols=set(protocols) if protocols is not None else None,
-    )
 
 
 async def check_async(
@@ -43,6 +35,6 @@ async def check_async(
     )
 
 
-def check(targets: list[str], **options: object) -> list[Result]:
-    """Synchronous `check_async`, for scripts."""
-    return asyncio.run(check_async(targets, **options))  # type: ignore[arg-type]
+def check(targets: list[str], **options: Any) -> list[Result]:
+    """Synchronous `check_async`, for scripts; takes the same keyword arguments."""
+    return asyncio.run(check_async(targets, **options))

@@ -1,4 +1,7 @@
-"""The JSON document of a check run: a versioned schema (see docs/json-schema.md)."""
+"""The JSON document of a check run: a versioned schema, described in the README.
+
+Within one schema version fields are only ever added, never renamed or removed.
+"""
 
 from __future__ import annotations
 
