@@ -27,6 +27,7 @@ from portcall.check import check_async
 from portcall.probing.probe import Settings
 from portcall.probing.scheduler import Limits
 from portcall.probing.targets import TargetError, parse_targets
+from portcall.protocols.base import PROFILES
 from portcall.report.inert import inert
 from portcall.report.json_report import check_document, dumps
 from portcall.report.terminal import render, summary_line
@@ -122,6 +123,18 @@ _catalog_option = click.option(
 )
 
 
+_ports_option = click.option(
+    "--ports", "ports_text", metavar="PORTS", help="Ports or keys: 25,443,990-995,imaps."
+)
+_protocol_option = click.option(
+    "--protocol",
+    "protocols",
+    multiple=True,
+    type=click.Choice(PROTOCOLS),
+    help="Only ports of this protocol (repeatable).",
+)
+
+
 @app.command()
 @_catalog_option
 @click.option("--protocol", type=click.Choice(PROTOCOLS), help="Only rows of this protocol.")
@@ -162,14 +175,8 @@ def _print_catalog(catalog: Catalog, entries: list[PortEntry]) -> None:
 @app.command()
 @click.argument("targets", nargs=-1, required=True, metavar="TARGET...")
 @_catalog_option
-@click.option("--ports", "ports_text", metavar="PORTS", help="Ports or keys: 25,443,990-995,imaps.")
-@click.option(
-    "--protocol",
-    "protocols",
-    multiple=True,
-    type=click.Choice(PROTOCOLS),
-    help="Only ports of this protocol (repeatable).",
-)
+@_ports_option
+@_protocol_option
 @click.option(
     "--timeout",
     type=click.FloatRange(0.1, 120),
@@ -354,7 +361,6 @@ def _fail_usage(exc: click.ClickException) -> NoReturn:
 # -- responders: `portcall listen` and `portcall demo` ------------------------------------------
 
 #: Whose wire manners the responders copy (portcall.responders.server.PROFILES).
-_RESPONDER_PROFILES = ("exchange2003", "exchange2000", "neutral")
 
 
 @app.command()
@@ -368,14 +374,8 @@ _RESPONDER_PROFILES = ("exchange2003", "exchange2000", "neutral")
     help="Listen on this address (repeatable; 0.0.0.0 or :: for every interface).",
 )
 @_catalog_option
-@click.option("--ports", "ports_text", metavar="PORTS", help="Ports or keys: 25,443,990-995,imaps.")
-@click.option(
-    "--protocol",
-    "protocols",
-    multiple=True,
-    type=click.Choice(PROTOCOLS),
-    help="Only ports of this protocol (repeatable).",
-)
+@_ports_option
+@_protocol_option
 @click.option(
     "--port-offset",
     type=click.IntRange(0, 65534),
@@ -385,7 +385,7 @@ _RESPONDER_PROFILES = ("exchange2003", "exchange2000", "neutral")
 )
 @click.option(
     "--profile",
-    type=click.Choice(_RESPONDER_PROFILES),
+    type=click.Choice(PROFILES),
     default="exchange2003",
     show_default=True,
     help="Answer like Exchange 2003, Exchange 2000, or a neutral server.",

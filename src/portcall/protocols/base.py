@@ -286,6 +286,10 @@ class Handshake(SansIO):
         return event
 
 
+#: Whose wire manners a responder copies.
+PROFILES: Final = ("exchange2003", "exchange2000", "neutral")
+
+
 @dataclass(frozen=True)
 class ServerOptions:
     """What a server-role handshake needs to know beyond the bytes."""
@@ -304,6 +308,10 @@ class ServerOptions:
     peer_address: str = ""
     #: Byte limit of one client line or request; longer ones get an error and the door.
     line_limit: int = 4096
+
+    def __post_init__(self) -> None:
+        if self.profile not in PROFILES:
+            raise LocalProtocolError(f"unknown responder profile {self.profile!r}")
 
 
 class ServerHandshake(SansIO):

@@ -7,15 +7,11 @@ They drive the server-role handshakes of `portcall.protocols`, log one line per 
 
 from __future__ import annotations
 
+from portcall.protocols.base import PROFILES
 from portcall.responders.binding import BindError
 from portcall.responders.certs import LabCertificates, LabError, ensure_lab, server_context
 from portcall.responders.log import ConnectionRecord, format_record
-from portcall.responders.server import (
-    PROFILES,
-    Fault,
-    Responder,
-    ResponderConfig,
-)
+from portcall.responders.server import Fault, Responder, ResponderConfig
 
 __all__ = [
     "PROFILES",

@@ -22,12 +22,18 @@ from typing import Final, TypeVar
 
 from portcall.catalog import PortEntry, TlsMode
 from portcall.protocols import SERVERS, server_for
-from portcall.protocols.base import CLOSE, Send, ServerHandshake, ServerOptions, StartTLS
+from portcall.protocols.base import (
+    CLOSE,
+    PROFILES,
+    Send,
+    ServerHandshake,
+    ServerOptions,
+    StartTLS,
+)
 from portcall.responders.binding import BindError, bind_error, os_reason, reserve_port
 from portcall.responders.channel import Channel
 from portcall.responders.log import ConnectionHook, ConnectionRecord, format_peer
 
-PROFILES: Final = ("exchange2003", "exchange2000", "neutral")
 #: The name of the certificate a row presents unless a fault picks another.
 HOST_CERTIFICATE: Final = "host"
 #: The Global Catalog's ports (MS-ADTS): LDAP there answers as a GC.
