@@ -292,6 +292,10 @@ def _required(text: str | None, catalog: Catalog, entries: list[PortEntry]) -> f
     return frozenset(_parse_ports(text, catalog, "--require"))
 
 
+#: A run shorter than this shows no progress bar: it would only flicker.
+PROGRESS_DELAY = 0.5
+
+
 def _run_with_progress(
     make: Callable[[Callable[[Result], None] | None], Any], *, total: int, quiet: bool
 ) -> list[Result]:
@@ -300,9 +304,20 @@ def _run_with_progress(
         results: list[Result] = asyncio.run(make(None))
         return results
     columns = (TextColumn("checking"), BarColumn(), MofNCompleteColumn())
-    with Progress(*columns, console=console, transient=True) as progress:
-        task = progress.add_task("check", total=total)
-        return list(asyncio.run(make(lambda _r: progress.advance(task))))
+    progress = Progress(*columns, console=console, transient=True)
+    bar = progress.add_task("check", total=total)
+
+    async def run() -> list[Result]:
+        job = asyncio.ensure_future(make(lambda _r: progress.advance(bar)))
+        done, _ = await asyncio.wait({job}, timeout=PROGRESS_DELAY)
+        if not done:
+            progress.start()
+        return list(await job)
+
+    try:
+        return asyncio.run(run())
+    finally:
+        progress.stop()
 
 
 def _emit(
