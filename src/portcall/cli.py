@@ -31,6 +31,7 @@ from portcall.protocols.base import PROFILES
 from portcall.report.inert import inert
 from portcall.report.json_report import check_document, dumps
 from portcall.report.terminal import render, summary_line
+from portcall.tls.context import TrustStoreError, client_context
 from portcall.verdicts import Health, Result, overall_health
 
 EXIT_HEALTHY = 0
@@ -252,7 +253,9 @@ def check(
     except TargetError as exc:
         raise UsageProblem(str(exc)) from exc
     if cafile is not None:
-        _readable(cafile, "--ca")
+        _trust_store(cafile)
+    if output is not None:
+        _writable(output)
     required = _required(require_text, catalog, entries)
     settings = Settings(
         timeout=timeout, cafile=cafile, servername=servername, expiring_days=expiring_days
@@ -282,6 +285,25 @@ def _count_targets(targets: tuple[str, ...]) -> int:
 def _readable(path: str, option: str) -> None:
     if not Path(path).is_file() or not os.access(path, os.R_OK):
         raise UsageProblem(f"{option}: cannot read '{path}'", "give the path of a PEM file")
+
+
+def _trust_store(cafile: str) -> None:
+    """Load the CA file once before any probe, so a bad one is a usage error, not 17."""
+    _readable(cafile, "--ca")
+    try:
+        client_context(verify=True, legacy=False, cafile=cafile)
+    except TrustStoreError as exc:
+        raise UsageProblem(
+            f"--ca: {exc}", "give a PEM file with one or more CA certificates"
+        ) from exc
+
+
+def _writable(path: str) -> None:
+    parent = Path(path).parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK):
+        raise UsageProblem(
+            f"-o: cannot write into '{parent}'", "give a file in a writable directory"
+        )
 
 
 def _required(text: str | None, catalog: Catalog, entries: list[PortEntry]) -> frozenset[int]:

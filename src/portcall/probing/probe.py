@@ -165,8 +165,8 @@ async def _tls_failure(
     if entry.tls is not TlsMode.IMPLICIT:
         return failure
     detected = await name_plaintext_service(endpoint.address, entry.port, settings.timeout)
-    if detected is None:
-        return failure
+    if detected is None or detected == "TLS":
+        return failure  # a TLS alert: TLS does answer, it only refused this handshake
     return ProbeFailure(
         Verdict.WRONG_PROTOCOL,
         f"plaintext {detected} answered where TLS was expected from the first byte",

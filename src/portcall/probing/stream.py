@@ -26,6 +26,7 @@ class Stream:
     reader: asyncio.StreamReader
     writer: asyncio.StreamWriter
     timings: dict[str, float] = field(default_factory=dict)
+    broken: bool = False
 
     @classmethod
     async def connect(
@@ -51,7 +52,12 @@ class Stream:
 
     async def start_tls(self, context: ssl.SSLContext, server_hostname: str) -> None:
         start = time.perf_counter()
-        await self.writer.start_tls(context, server_hostname=server_hostname or None)
+        try:
+            await self.writer.start_tls(context, server_hostname=server_hostname or None)
+        except BaseException:
+            # asyncio never finishes closing a connection whose upgrade failed: abort it.
+            self.broken = True
+            raise
         self.timings["tls"] = time.perf_counter() - start
 
     def tls_session(self) -> TlsSession | None:
@@ -72,6 +78,9 @@ class Stream:
         return await self.reader.read(READ_SIZE)
 
     async def close(self) -> None:
+        if self.broken:
+            self.writer.transport.abort()
+            return
         self.writer.close()
         # The peer may already be gone: nothing useful to report then.
         with contextlib.suppress(OSError, TimeoutError, ssl.SSLError):

@@ -10,13 +10,10 @@ from dataclasses import dataclass
 from portcall.protocols.base import (
     Event,
     Handshake,
-    LocalProtocolError,
-    PeerClosed,
     ProbeOptions,
     ReplyTooLong,
     Send,
     ServerEvent,
-    ServerHandshake,
     ServerOptions,
     ServerSteps,
     ServiceInfo,
@@ -25,7 +22,14 @@ from portcall.protocols.base import (
     StartTLSUnavailable,
     Steps,
 )
-from portcall.protocols.lines import MAX_LINES
+from portcall.protocols.lines import MAX_ERRORS as MAX_ERRORS
+from portcall.protocols.lines import (
+    MAX_LINES,
+    LineServer,
+    may_upgrade,
+    split_command,
+    store_ready,
+)
 from portcall.protocols.products import product_from_text
 
 #: A line that announces a literal: `{n}` (or the LITERAL+ form `{n+}`) right before CRLF.
@@ -129,10 +133,8 @@ class ImapClient(Handshake):
         return line
 
     def _upgrade(self, info: ServiceInfo) -> Steps:
-        if not info.starttls_offered and self.options.starttls_required:
-            raise StartTLSUnavailable("the IMAP4 service does not list STARTTLS in CAPABILITY")
-        if not info.starttls_offered:
-            info.notes.append("STARTTLS not offered")
+        missing = "the IMAP4 service does not list STARTTLS in CAPABILITY"
+        if not may_upgrade(self, info, command="STARTTLS", missing=missing):
             return info
         reply = yield from self._command("STARTTLS")
         if reply.status != "OK":
@@ -157,8 +159,6 @@ _PRODUCTS: dict[str, str] = {
 }
 _NEUTRAL_NAME = "portcall responder"
 PROFILES = frozenset({*_PRODUCTS, "neutral"})
-#: Refused or unknown commands a client may send before the server says goodbye.
-MAX_ERRORS = 20
 #: The CAPABILITY words of Exchange 2000/2003, in its order, before STARTTLS/LOGINDISABLED.
 _EXCHANGE_CAPABILITIES: tuple[str, ...] = (
     *("IMAP4", "IMAP4rev1", "IDLE", "LOGIN-REFERRALS", "MAILBOX-REFERRALS", "NAMESPACE"),
@@ -183,21 +183,20 @@ _CONTINUE = b"+ Ready for additional command text.\r\n"
 _Verb = Callable[[str, str], ServerSteps]
 
 
-class ImapServer(ServerHandshake):
+class ImapServer(LineServer):
     """Answers like the IMAP4 service of the Exchange 2000/2003 store, or a neutral one, in
     the not-authenticated state it never leaves: no logon ever succeeds."""
 
     protocol = "imap"
     display_name = "IMAP4"
+    profiles = PROFILES
+    #: The log never keeps LOGIN's name and password, and of AUTHENTICATE only the mechanism.
+    hidden = frozenset({"LOGIN"})
+    hidden_after_first = frozenset({"AUTHENTICATE"})
 
     def __init__(self, options: ServerOptions | None = None) -> None:
         super().__init__(options)
-        if self.options.profile not in PROFILES:
-            raise LocalProtocolError(f"unknown responder profile {self.options.profile!r}")
         self._name = _PRODUCTS.get(self.options.profile, _NEUTRAL_NAME)
-        self._tls = self.options.implicit_tls
-        self._closing = False
-        self._errors = 0
         self._verbs: dict[str, _Verb] = {
             "CAPABILITY": self._capability,
             "NOOP": self._noop,
@@ -209,45 +208,31 @@ class ImapServer(ServerHandshake):
         for verb in _LATER_STATES:
             self._verbs[verb] = self._wrong_state
 
-    def serve(self) -> ServerSteps:
-        yield self._line(f"* OK {self._greeting()}")
-        try:
-            yield from self._session()
-        except PeerClosed:
-            return
-        except ReplyTooLong:
-            yield self._line("* BYE Line too long.")
+    def _greeting_reply(self) -> Send:
+        return self._line(f"* OK {store_ready(self._name, self.options)}")
 
-    def _greeting(self) -> str:
-        if self.options.profile == "neutral":
-            return f"{self._name} ready."
-        return f"{self._name} ({self.options.hostname}) ready."
+    def _too_many_errors_reply(self) -> Send:
+        return self._line("* BYE Too many protocol errors, closing the connection.")
 
-    def _session(self) -> ServerSteps:
-        while not self._closing:
-            if self._errors >= MAX_ERRORS:
-                yield self._line("* BYE Too many protocol errors, closing the connection.")
-                return
-            line = yield from self._read_command()
-            yield from self._dispatch(line)
+    def _line_too_long_reply(self) -> Send:
+        return self._line("* BYE Line too long.")
 
     def _dispatch(self, line: str) -> ServerSteps:
         tag, _, rest = line.partition(" ")
-        verb, _, args = rest.strip().partition(" ")
-        verb, args = verb.upper(), args.strip()
+        verb, args = split_command(rest)
         if not _valid_tag(tag):
-            self.heard.append(_heard(tag, "", known=False))
+            self._hear(tag, "", known=False)
             yield self._bad("*", "Protocol Error: a command must start with a tag.")
             return
-        self.heard.append(_heard(verb, args, known=verb in self._verbs))
+        self._hear(verb, args, known=verb in self._verbs)
         if not verb:
             yield self._bad(tag, "Protocol Error: the command is missing.")
         else:
             yield from self._verbs.get(verb, self._unknown)(tag, args)
 
-    def _read_command(self) -> Generator[ServerEvent, None, str]:
+    def read_command(self) -> Generator[ServerEvent, None, str]:
         """One command with the literals it carries (RFC 3501 section 4.3) inlined."""
-        piece = yield from self._read_piece(0)
+        piece = yield from self.read_command_line()
         command = piece
         while match := _CLIENT_LITERAL.search(piece):
             size = int(match.group(1))
@@ -256,16 +241,9 @@ class ImapServer(ServerHandshake):
             if not match.group(2):
                 yield Send(_CONTINUE)
             data = yield from self.read_exactly(size)
-            piece = yield from self._read_piece(len(command) + size)
+            piece = yield from self.read_command_line(len(command) + size)
             command += data + piece
         return command.decode("utf-8", "replace")
-
-    def _read_piece(self, used: int) -> Generator[ServerEvent, None, bytes]:
-        # The base's read helpers only ever yield NEED_DATA, but are typed with client events.
-        raw = yield from self.read_until(b"\n")
-        if used + len(raw) > self.options.line_limit:
-            raise ReplyTooLong(self.options.line_limit, raw[:512])
-        return raw.rstrip(b"\r\n")
 
     def _line(self, text: str) -> Send:
         return Send(f"{text}\r\n".encode())
@@ -287,7 +265,7 @@ class ImapServer(ServerHandshake):
     def _capabilities(self) -> tuple[str, ...]:
         neutral = self.options.profile == "neutral"
         names = _NEUTRAL_CAPABILITIES if neutral else _EXCHANGE_CAPABILITIES
-        if self.options.starttls and not self._tls:
+        if self._offers_tls():
             names += ("STARTTLS",)
         if not self._tls:
             # No logon succeeds anyway; in plaintext, say so up front (RFC 3501 6.2.3).
@@ -338,17 +316,3 @@ class ImapServer(ServerHandshake):
 
 def _valid_tag(tag: str) -> bool:
     return bool(tag) and tag.isascii() and tag.isprintable() and not _NOT_IN_TAG & set(tag)
-
-
-def _heard(verb: str, args: str, *, known: bool) -> str:
-    """What the log keeps of a command: never LOGIN or AUTHENTICATE data, and only the verb
-    of an unknown command (a stray line may be a credential)."""
-    if verb == "LOGIN":
-        args = "***" if args else ""
-    elif verb == "AUTHENTICATE":
-        mechanism, _, secret = args.partition(" ")
-        args = f"{mechanism} ***" if secret else mechanism
-    elif not known:
-        verb, args = verb[:16], ""
-    text = f"{verb} {args}".strip()
-    return "".join(ch if ch.isprintable() else "?" for ch in text)[:120]

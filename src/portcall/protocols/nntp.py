@@ -8,12 +8,7 @@ from datetime import UTC, datetime
 from portcall.protocols.base import (
     Event,
     Handshake,
-    LocalProtocolError,
-    PeerClosed,
-    ReplyTooLong,
     Send,
-    ServerEvent,
-    ServerHandshake,
     ServerOptions,
     ServerSteps,
     ServiceInfo,
@@ -22,7 +17,16 @@ from portcall.protocols.base import (
     StartTLSUnavailable,
     Steps,
 )
-from portcall.protocols.lines import CodeReply, read_code_reply, read_dot_block
+from portcall.protocols.lines import MAX_ERRORS as MAX_ERRORS
+from portcall.protocols.lines import (
+    CodeReply,
+    Verb,
+    VerbServer,
+    capability_names,
+    may_upgrade,
+    read_code_reply,
+    read_dot_block,
+)
 from portcall.protocols.products import product_from_text
 
 #: Greetings (RFC 3977 section 5.1.1): posting allowed, posting prohibited.
@@ -63,7 +67,7 @@ class NntpClient(Handshake):
         info.details["posting_allowed"] = greeting.code == POSTING_ALLOWED
         info.capabilities = yield from self._capabilities()
         info.product = product_from_text(info.banner) or _implementation(info.capabilities)
-        info.starttls_offered = "STARTTLS" in _names(info.capabilities)
+        info.starttls_offered = "STARTTLS" in capability_names(info.capabilities)
         if self.options.starttls:
             yield from self._upgrade(info)
         yield Send(b"QUIT\r\n")
@@ -87,10 +91,8 @@ class NntpClient(Handshake):
         return (yield from read_dot_block(self))
 
     def _upgrade(self, info: ServiceInfo) -> Steps:
-        if not info.starttls_offered and self.options.starttls_required:
-            raise StartTLSUnavailable("the NNTP service does not list STARTTLS in CAPABILITIES")
-        if not info.starttls_offered:
-            info.notes.append("STARTTLS not offered")
+        missing = "the NNTP service does not list STARTTLS in CAPABILITIES"
+        if not may_upgrade(self, info, command="STARTTLS", missing=missing):
             return info
         yield Send(b"STARTTLS\r\n")
         answer = yield from read_code_reply(self)
@@ -105,10 +107,6 @@ class NntpClient(Handshake):
 
 def _render(reply: CodeReply) -> str:
     return f"{reply.code} {reply.text}"
-
-
-def _names(capabilities: list[str]) -> set[str]:
-    return {line.split(" ", 1)[0].upper() for line in capabilities}
 
 
 def _implementation(capabilities: list[str]) -> str | None:
@@ -129,8 +127,6 @@ NNTP_SERVICE_BUILDS: dict[str, str] = {
     "exchange2000": "5.0.2195.6713",
 }
 PROFILES = frozenset({*NNTP_SERVICE_BUILDS, "neutral"})
-#: Refused or unknown commands a client may send before the server says goodbye.
-MAX_ERRORS = 20
 #: The capability list (RFC 3977 section 5.2) without STARTTLS, added while it can be used.
 _CAPABILITIES = ("VERSION 2", "READER", "LIST ACTIVE NEWSGROUPS")
 #: Codes whose status line a block of lines follows, even an empty one.
@@ -147,15 +143,16 @@ _HELP_TEXT = (
     "STARTTLS",
 )
 
-_Verb = Callable[[str], ServerSteps]
 
-
-class NntpServer(ServerHandshake):
+class NntpServer(VerbServer):
     """Answers like the IIS NNTP service under Exchange 2000/2003, or a neutral one. It
     carries no newsgroups and takes no articles."""
 
     protocol = "nntp"
     display_name = "NNTP"
+    profiles = PROFILES
+    #: The log keeps the AUTHINFO subcommand, never the name or password (RFC 4643).
+    hidden_after_first = frozenset({"AUTHINFO"})
 
     def __init__(
         self,
@@ -164,47 +161,21 @@ class NntpServer(ServerHandshake):
         clock: Callable[[], datetime] | None = None,
     ) -> None:
         super().__init__(options)
-        if self.options.profile not in PROFILES:
-            raise LocalProtocolError(f"unknown responder profile {self.options.profile!r}")
         self._clock = clock or _utc_now
-        self._tls = self.options.implicit_tls
-        self._closing = False
-        self._errors = 0
-        self._verbs = self._verb_table()
 
-    def serve(self) -> ServerSteps:
-        yield self._reply(POSTING_ALLOWED, self._greeting())
-        try:
-            yield from self._session()
-        except PeerClosed:
-            return
-        except ReplyTooLong:
-            yield self._reply(SYNTAX_ERROR, "Line too long")
-
-    def _greeting(self) -> str:
+    def _greeting_reply(self) -> Send:
         build = NNTP_SERVICE_BUILDS.get(self.options.profile)
         if build is None:
-            return "portcall responder ready (posting ok)"
+            return self._reply(POSTING_ALLOWED, "portcall responder ready (posting ok)")
         # The IIS service ends its greeting with a space (nmap-service-probes).
-        return f"NNTP Service {build} Version: {build} Posting Allowed "
+        text = f"NNTP Service {build} Version: {build} Posting Allowed "
+        return self._reply(POSTING_ALLOWED, text)
 
-    def _session(self) -> ServerSteps:
-        while not self._closing:
-            if self._errors >= MAX_ERRORS:
-                yield self._reply(SERVICE_UNAVAILABLE, "Too many errors, closing connection")
-                return
-            line = yield from self._read_command()
-            verb, _, args = line.strip().partition(" ")
-            verb, args = verb.upper(), args.strip()
-            self.heard.append(_heard(verb, args, known=verb in self._verbs))
-            yield from self._verbs.get(verb, self._unknown)(args)
+    def _too_many_errors_reply(self) -> Send:
+        return self._reply(SERVICE_UNAVAILABLE, "Too many errors, closing connection")
 
-    def _read_command(self) -> Generator[ServerEvent, None, str]:
-        # The base's read helpers only ever yield NEED_DATA, but are typed with client events.
-        raw = yield from self.read_until(b"\n")
-        if len(raw) > self.options.line_limit:
-            raise ReplyTooLong(self.options.line_limit, raw[:512])
-        return raw.rstrip(b"\r\n").decode("utf-8", "replace")
+    def _line_too_long_reply(self) -> Send:
+        return self._reply(SYNTAX_ERROR, "Line too long")
 
     def _reply(self, code: int, text: str, *block: str) -> Send:
         """A status line, and for a multi-line code the `block` lines, dot-stuffed and ended
@@ -216,8 +187,8 @@ class NntpServer(ServerHandshake):
             lines += [f".{line}" if line.startswith(".") else line for line in block] + ["."]
         return Send("".join(f"{line}\r\n" for line in lines).encode())
 
-    def _verb_table(self) -> dict[str, _Verb]:
-        verbs: dict[str, _Verb] = {
+    def _verb_table(self) -> dict[str, Verb]:
+        verbs: dict[str, Verb] = {
             "CAPABILITIES": self._capabilities,
             "MODE": self._mode,
             "STARTTLS": self._starttls,
@@ -241,9 +212,6 @@ class NntpServer(ServerHandshake):
     def _capabilities(self, args: str) -> ServerSteps:
         tls = ("STARTTLS",) if self._offers_tls() else ()
         yield self._reply(CAPABILITY_LIST, "Capability list follows", *_CAPABILITIES, *tls)
-
-    def _offers_tls(self) -> bool:
-        return self.options.starttls and not self._tls
 
     def _starttls(self, args: str) -> ServerSteps:
         if args:
@@ -318,15 +286,3 @@ class NntpServer(ServerHandshake):
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-def _heard(verb: str, args: str, *, known: bool) -> str:
-    """What the log keeps of a command: never AUTHINFO data (RFC 4643), and only the verb of
-    an unknown command (a stray line may be a credential)."""
-    if verb == "AUTHINFO":
-        subcommand, _, secret = args.partition(" ")
-        args = f"{subcommand} ***" if secret else subcommand
-    elif not known:
-        verb, args = verb[:16], ""
-    text = f"{verb} {args}".strip()
-    return "".join(ch if ch.isprintable() else "?" for ch in text)[:120]

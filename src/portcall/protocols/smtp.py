@@ -10,13 +10,8 @@ from email.utils import format_datetime
 from portcall.protocols.base import (
     Event,
     Handshake,
-    LocalProtocolError,
-    PeerClosed,
     RemoteProtocolError,
-    ReplyTooLong,
     Send,
-    ServerEvent,
-    ServerHandshake,
     ServerOptions,
     ServerSteps,
     ServiceInfo,
@@ -25,7 +20,14 @@ from portcall.protocols.base import (
     StartTLSUnavailable,
     Steps,
 )
-from portcall.protocols.lines import CodeReply, read_code_reply
+from portcall.protocols.lines import MAX_ERRORS as MAX_ERRORS
+from portcall.protocols.lines import (
+    CodeReply,
+    Verb,
+    VerbServer,
+    may_upgrade,
+    read_code_reply,
+)
 from portcall.protocols.products import exchange_smtp_product, product_from_text
 from portcall.protocols.sniff import identify
 
@@ -117,10 +119,8 @@ class SmtpClient(Handshake):
             info.product = exchange_smtp_product(info.banner)
 
     def _upgrade(self, info: ServiceInfo) -> Steps:
-        if not info.starttls_offered and self.options.starttls_required:
-            raise StartTLSUnavailable("the SMTP service does not offer STARTTLS in its EHLO reply")
-        if not info.starttls_offered:
-            info.notes.append("STARTTLS not offered")
+        missing = "the SMTP service does not offer STARTTLS in its EHLO reply"
+        if not may_upgrade(self, info, command="STARTTLS", missing=missing):
             return info
         yield Send(b"STARTTLS\r\n")
         answer = yield from read_code_reply(self)
@@ -173,8 +173,6 @@ SMTP_SERVICE_BUILDS: dict[str, str] = {
 PROFILES = frozenset({*SMTP_SERVICE_BUILDS, "neutral"})
 #: 10,240 KB, the message size limit Exchange 2003 SP2 sets by default, in bytes (RFC 1870).
 MESSAGE_SIZE_LIMIT = 10 * 1024 * 1024
-#: Refused or unknown commands a client may send before the server says goodbye.
-MAX_ERRORS = 20
 
 #: Exchange's EHLO keywords in its own order and spelling (TechNet bb124688, KB 257569),
 #: split where it lists STARTTLS when a certificate is installed.
@@ -196,18 +194,17 @@ _EXCHANGE_HELP = "HELO EHLO STARTTLS RCPT DATA RSET MAIL QUIT HELP AUTH TURN ETR
 _NEUTRAL_HELP = "HELO EHLO STARTTLS MAIL RCPT DATA RSET NOOP QUIT HELP VRFY"
 #: The SASL mechanisms Exchange lists after AUTH and X-EXPS.
 _SASL_MECHANISMS = frozenset({"GSSAPI", "NTLM", "LOGIN"})
-#: Verbs whose arguments past the mechanism name are credentials (RFC 4954 initial response).
-_SECRET_VERBS = frozenset({"AUTH", "X-EXPS"})
-
-_Verb = Callable[[str], ServerSteps]
 
 
-class SmtpServer(ServerHandshake):
+class SmtpServer(VerbServer):
     """Answers like the SMTP service of Exchange 2000/2003, or a neutral one, and takes no
     mail: every transaction is refused, so a responder can never become a relay."""
 
     protocol = "smtp"
     display_name = "SMTP"
+    profiles = PROFILES
+    #: The log keeps the mechanism name, never the SASL initial response after it (RFC 4954).
+    hidden_after_first = frozenset({"AUTH", "X-EXPS"})
 
     def __init__(
         self,
@@ -216,43 +213,22 @@ class SmtpServer(ServerHandshake):
         clock: Callable[[], datetime] | None = None,
     ) -> None:
         super().__init__(options)
-        if self.options.profile not in PROFILES:
-            raise LocalProtocolError(f"unknown responder profile {self.options.profile!r}")
         self._clock = clock or _local_now
-        self._exchange = self.options.profile != "neutral"
-        self._tls = self.options.implicit_tls
         self._greeted = False
-        self._closing = False
-        self._errors = 0
-        self._verbs = self._verb_table()
 
-    def serve(self) -> ServerSteps:
-        yield self._reply(READY, self._banner())
-        try:
-            yield from self._session()
-        except PeerClosed:
-            return
-        except ReplyTooLong:
-            yield self._reply(UNRECOGNIZED, "5.5.2 Line too long")
+    @property
+    def _exchange(self) -> bool:
+        return self.options.profile != "neutral"
 
-    def _session(self) -> ServerSteps:
-        while not self._closing:
-            if self._errors >= MAX_ERRORS:
-                host = self.options.hostname
-                yield self._reply(CLOSING, f"4.7.0 {host} Too many errors, closing channel")
-                return
-            line = yield from self._read_command()
-            verb, _, args = line.strip().partition(" ")
-            verb, args = verb.upper(), args.strip()
-            self.heard.append(_heard(verb, args, known=verb in self._verbs))
-            yield from self._verbs.get(verb, self._unrecognized)(args)
+    def _greeting_reply(self) -> Send:
+        return self._reply(READY, self._banner())
 
-    def _read_command(self) -> Generator[ServerEvent, None, str]:
-        # The base's read helpers only ever yield NEED_DATA, but are typed with client events.
-        raw = yield from self.read_until(b"\n")
-        if len(raw) > self.options.line_limit:
-            raise ReplyTooLong(self.options.line_limit, raw[:512])
-        return raw.rstrip(b"\r\n").decode("utf-8", "replace")
+    def _too_many_errors_reply(self) -> Send:
+        host = self.options.hostname
+        return self._reply(CLOSING, f"4.7.0 {host} Too many errors, closing channel")
+
+    def _line_too_long_reply(self) -> Send:
+        return self._reply(UNRECOGNIZED, "5.5.2 Line too long")
 
     def _reply(self, code: int, *lines: str) -> Send:
         """One reply, multi-line when given several lines (RFC 5321 section 4.2.1)."""
@@ -273,8 +249,8 @@ class SmtpServer(ServerHandshake):
         stamp = format_datetime(self._clock())
         return f"{host} Microsoft ESMTP MAIL Service, Version: {build} ready at  {stamp}"
 
-    def _verb_table(self) -> dict[str, _Verb]:
-        verbs: dict[str, _Verb] = {
+    def _verb_table(self) -> dict[str, Verb]:
+        verbs: dict[str, Verb] = {
             "EHLO": self._ehlo,
             "HELO": self._helo,
             "MAIL": self._mail,
@@ -320,10 +296,6 @@ class SmtpServer(ServerHandshake):
         before, after = _EXCHANGE_EXTENSIONS if self._exchange else _NEUTRAL_EXTENSIONS
         tls = ("STARTTLS",) if self._offers_tls() else ()
         return before + tls + after
-
-    def _offers_tls(self) -> bool:
-        # Never on implicit TLS or once upgraded (RFC 3207 section 4.2).
-        return self.options.starttls and not self._tls
 
     def _starttls(self, args: str) -> ServerSteps:
         if args:
@@ -418,21 +390,9 @@ class SmtpServer(ServerHandshake):
     def _not_implemented(self, args: str) -> ServerSteps:
         yield self._reply(NOT_IMPLEMENTED, "5.3.3 Command not implemented")
 
-    def _unrecognized(self, args: str) -> ServerSteps:
+    def _unknown(self, args: str) -> ServerSteps:
         yield self._reply(UNRECOGNIZED, "5.3.3 Unrecognized command")
 
 
 def _local_now() -> datetime:
     return datetime.now().astimezone()
-
-
-def _heard(verb: str, args: str, *, known: bool) -> str:
-    """What the log keeps of a command: never SASL data, and only the verb of an unknown one
-    (a stray line may be a credential sent out of turn)."""
-    if verb in _SECRET_VERBS:
-        mechanism, _, secret = args.partition(" ")
-        args = f"{mechanism} ***" if secret else mechanism
-    elif not known:
-        verb, args = verb[:16], ""
-    text = f"{verb} {args}".strip()
-    return "".join(ch if ch.isprintable() else "?" for ch in text)[:120]
