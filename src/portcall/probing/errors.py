@@ -115,8 +115,6 @@ def _os_error(exc: OSError, phase: Phase, first_bytes: bytes) -> ProbeFailure:
                 Verdict.WRONG_PROTOCOL, f"{detected} answered, then reset", detected
             )
         return ProbeFailure(Verdict.SILENT, "the connection was reset before a usable reply")
-    if phase is Phase.CONNECT and exc.errno == errno.ETIMEDOUT:
-        return ProbeFailure(Verdict.FILTERED, "the connection attempt timed out")
     return ProbeFailure(Verdict.UNREACHABLE, f"{exc.strerror or exc}")
 
 

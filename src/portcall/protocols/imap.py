@@ -158,7 +158,6 @@ _PRODUCTS: dict[str, str] = {
     "exchange2000": "Microsoft Exchange 2000 IMAP4rev1 server version 6.0.6249.0",
 }
 _NEUTRAL_NAME = "portcall responder"
-PROFILES = frozenset({*_PRODUCTS, "neutral"})
 #: The CAPABILITY words of Exchange 2000/2003, in its order, before STARTTLS/LOGINDISABLED.
 _EXCHANGE_CAPABILITIES: tuple[str, ...] = (
     *("IMAP4", "IMAP4rev1", "IDLE", "LOGIN-REFERRALS", "MAILBOX-REFERRALS", "NAMESPACE"),
@@ -189,7 +188,6 @@ class ImapServer(LineServer):
 
     protocol = "imap"
     display_name = "IMAP4"
-    profiles = PROFILES
     #: The log never keeps LOGIN's name and password, and of AUTHENTICATE only the mechanism.
     hidden = frozenset({"LOGIN"})
     hidden_after_first = frozenset({"AUTHENTICATE"})

@@ -16,7 +16,6 @@ from typing import ClassVar
 from portcall.protocols.base import (
     Event,
     Handshake,
-    LocalProtocolError,
     PeerClosed,
     ReplyTooLong,
     Send,
@@ -150,8 +149,6 @@ class LineServer(ServerHandshake):
     connection is upgraded.
     """
 
-    #: The profiles this server can copy; any other is a bug in the caller.
-    profiles: ClassVar[frozenset[str]]
     #: Verbs whose arguments are all credentials (a user name, a password): see `heard_entry`.
     hidden: ClassVar[frozenset[str]] = frozenset()
     #: Verbs whose credentials follow a first word the log may keep: see `heard_entry`.
@@ -159,8 +156,6 @@ class LineServer(ServerHandshake):
 
     def __init__(self, options: ServerOptions | None = None) -> None:
         super().__init__(options)
-        if self.options.profile not in self.profiles:
-            raise LocalProtocolError(f"unknown responder profile {self.options.profile!r}")
         self._tls = self.options.implicit_tls
         self._closing = False
         self._errors = 0

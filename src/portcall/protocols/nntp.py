@@ -126,7 +126,6 @@ NNTP_SERVICE_BUILDS: dict[str, str] = {
     "exchange2003": "6.0.3790.3959",
     "exchange2000": "5.0.2195.6713",
 }
-PROFILES = frozenset({*NNTP_SERVICE_BUILDS, "neutral"})
 #: The capability list (RFC 3977 section 5.2) without STARTTLS, added while it can be used.
 _CAPABILITIES = ("VERSION 2", "READER", "LIST ACTIVE NEWSGROUPS")
 #: Codes whose status line a block of lines follows, even an empty one.
@@ -150,7 +149,6 @@ class NntpServer(VerbServer):
 
     protocol = "nntp"
     display_name = "NNTP"
-    profiles = PROFILES
     #: The log keeps the AUTHINFO subcommand, never the name or password (RFC 4643).
     hidden_after_first = frozenset({"AUTHINFO"})
 

@@ -79,7 +79,6 @@ _PRODUCTS: dict[str, str] = {
     "exchange2000": "Microsoft Exchange 2000 POP3 server version 6.0.6249.0",
 }
 _NEUTRAL_NAME = "portcall responder"
-PROFILES = frozenset({*_PRODUCTS, "neutral"})
 #: The CAPA list (RFC 2449 section 6) without STLS, which is added while it can be used.
 _CAPABILITIES = ("TOP", "USER", "UIDL")
 #: Commands of the TRANSACTION state (RFC 1939 section 5); no one ever reaches it here.
@@ -92,7 +91,6 @@ class Pop3Server(VerbServer):
 
     protocol = "pop3"
     display_name = "POP3"
-    profiles = PROFILES
     #: The log never keeps a user name or password, and of AUTH only the mechanism.
     hidden = frozenset({"USER", "PASS", "APOP"})
     hidden_after_first = frozenset({"AUTH"})

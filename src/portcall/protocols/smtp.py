@@ -170,7 +170,6 @@ SMTP_SERVICE_BUILDS: dict[str, str] = {
     "exchange2003": "6.0.3790.3959",
     "exchange2000": "5.0.2195.6713",
 }
-PROFILES = frozenset({*SMTP_SERVICE_BUILDS, "neutral"})
 #: 10,240 KB, the message size limit Exchange 2003 SP2 sets by default, in bytes (RFC 1870).
 MESSAGE_SIZE_LIMIT = 10 * 1024 * 1024
 
@@ -202,7 +201,6 @@ class SmtpServer(VerbServer):
 
     protocol = "smtp"
     display_name = "SMTP"
-    profiles = PROFILES
     #: The log keeps the mechanism name, never the SASL initial response after it (RFC 4954).
     hidden_after_first = frozenset({"AUTH", "X-EXPS"})
 
