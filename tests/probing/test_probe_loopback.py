@@ -433,7 +433,7 @@ def test_refused_optional_row_says_closed_is_normal() -> None:
     port = unused_port()
     result = asyncio.run(probe(LOCAL, row("smtps", port), Settings(timeout=1.0)))
     assert result.verdict is Verdict.REFUSED
-    assert "closed is normal here" in result.reason
+    assert "Closed is correct for Exchange" in result.reason
 
 
 # -- errors.classify, branch by branch -----------------------------------------------------

@@ -20,6 +20,7 @@ PLANNED_FAULTS = {
     "imaps": ("ok", ["cert-expired"]),
     "pop3": ("no-starttls", []),
     "nntps": ("refused", []),
+    "smtps": ("refused", []),
     "routing": ("wrong-protocol", []),
 }
 

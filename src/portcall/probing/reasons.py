@@ -10,7 +10,7 @@ from portcall.verdicts import Result, Verdict
 def failure_reason(entry: PortEntry, failure: ProbeFailure) -> str:
     head = f"{entry.port} {failure.verdict}: {failure.detail}"
     if failure.verdict in (Verdict.REFUSED, Verdict.FILTERED) and entry.optional:
-        return f"{head}; closed is normal here. {entry.hint}"
+        return f"{head}. {entry.hint}"  # the hint of an optional row says why closed is fine
     advice = _ADVICE.get(failure.verdict)
     if advice is None:
         return f"{head}. {entry.hint}"

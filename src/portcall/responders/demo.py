@@ -71,6 +71,13 @@ FAULTS: Final[dict[str, Planned]] = {
         broken="has nothing listening",
         shows="A closed port is information, and a failure only where --require names it.",
     ),
+    "smtps": Planned(
+        Verdict.REFUSED,
+        fault=Fault(closed=True),
+        broken="is closed, as on every Exchange 2000/2003 server",
+        shows="Not a fault: Exchange secures SMTP with STARTTLS on 25, so the catalog marks "
+        "465 optional and a closed 465 stays healthy.",
+    ),
     "routing": Planned(
         Verdict.WRONG_PROTOCOL,
         fault=Fault(protocol="smtp"),
@@ -145,7 +152,7 @@ def _outcome(verdict: Verdict, findings: frozenset[FindingCode] | list[str]) -> 
 
 def explanation(run: DemoRun) -> list[str]:
     """The lines under the report: each fault, what portcall saw, and what it shows."""
-    lines = ["What the demo broke on purpose, and what it shows:"]
+    lines = ["What the demo set up on purpose, and what it shows:"]
     for result in run.results:
         plan = run.planned(result.key)
         if plan is HEALTHY_ROW and plan.matches(result):
