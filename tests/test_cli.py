@@ -404,7 +404,7 @@ def test_interrupted_report_leaves_the_old_file_and_exits_130(
         stream.write("half a rep")
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli, "render", interrupted)
+    monkeypatch.setattr(cli.check_cmd, "render", interrupted)
     shown = portcall("check", "127.0.0.1", "--catalog", refused_catalog(tmp_path), "-o", target)
     assert shown.code == 130
     assert "Interrupted." in shown.err

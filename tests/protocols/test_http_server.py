@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from portcall.protocols import http
 from portcall.protocols.base import ProbeOptions, ServerOptions
 from portcall.protocols.http import MAX_FAILURES, MAX_REQUESTS, HttpClient, HttpServer
+from portcall.protocols.http import server as http_server
 from tests.protocols.pair import check_server, converse, play_server
 from tests.protocols.transcript import EOF_, C, S, Step
 
@@ -20,7 +20,7 @@ OWA_PATHS = ("/", "/exchange/", "/exchweb/bin/auth/owalogon.asp")
 
 @pytest.fixture(autouse=True)
 def fixed_date(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(http, "formatdate", lambda usegmt: DATE)
+    monkeypatch.setattr(http_server, "formatdate", lambda usegmt: DATE)
 
 
 def server(profile: str = "exchange2003", **options: Any) -> HttpServer:

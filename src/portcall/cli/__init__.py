@@ -1,0 +1,60 @@
+"""The command line: parse, call the library, render, exit with a documented code.
+
+Exit codes: 0 healthy, 1 warnings only, 2 failures, 64 usage error (bad option, target,
+catalog or file), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import NoReturn
+
+import click
+
+# The command modules register their commands on `app` when imported.
+from portcall.cli import catalog_cmd, check_cmd, responders_cmd
+from portcall.cli.group import (
+    EXIT_FAILURES,
+    EXIT_HEALTHY,
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    EXIT_WARNINGS,
+    app,
+)
+from portcall.report.inert import inert
+
+__all__ = [
+    "EXIT_FAILURES",
+    "EXIT_HEALTHY",
+    "EXIT_INTERRUPTED",
+    "EXIT_USAGE",
+    "EXIT_WARNINGS",
+    "app",
+    "catalog_cmd",
+    "check_cmd",
+    "main",
+    "responders_cmd",
+]
+
+
+def _fail_usage(exc: click.ClickException) -> NoReturn:
+    click.echo(f"Error: {inert(exc.format_message())}", err=True)
+    hint = getattr(exc, "hint", None)
+    if hint:
+        click.echo(f"Hint: {hint}", err=True)
+    elif isinstance(exc, click.UsageError) and exc.ctx is not None:
+        click.echo(f"Hint: run '{exc.ctx.command_path} --help' for the options.", err=True)
+    sys.exit(EXIT_USAGE)
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        app.main(args=argv, prog_name="portcall", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Interrupted.", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    except click.ClickException as exc:
+        _fail_usage(exc)
+    except KeyboardInterrupt:
+        click.echo("Interrupted.", err=True)
+        sys.exit(EXIT_INTERRUPTED)

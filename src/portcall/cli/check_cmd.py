@@ -1,0 +1,230 @@
+"""`portcall check`: probe the catalog ports of each target, with progress and a report."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+from portcall.catalog import Catalog, PortEntry
+from portcall.check import check_async
+from portcall.cli.common import (
+    UsageProblem,
+    atomic_text,
+    catalog_option,
+    open_catalog,
+    parse_ports,
+    ports_option,
+    protocol_option,
+    select_entries,
+    write_atomically,
+)
+from portcall.cli.group import EXIT_FAILURES, EXIT_HEALTHY, EXIT_WARNINGS, app
+from portcall.probing.probe import Settings
+from portcall.probing.scheduler import Limits
+from portcall.probing.targets import TargetError, parse_targets
+from portcall.report.json_report import check_document, dumps
+from portcall.report.terminal import render, summary_line
+from portcall.tls.context import TrustStoreError, client_context
+from portcall.verdicts import Health, Result, overall_health
+
+_EXIT_FOR_HEALTH = {
+    Health.HEALTHY: EXIT_HEALTHY,
+    Health.WARNINGS: EXIT_WARNINGS,
+    Health.FAILURES: EXIT_FAILURES,
+}
+
+
+@app.command()
+@click.argument("targets", nargs=-1, required=True, metavar="TARGET...")
+@catalog_option
+@ports_option
+@protocol_option
+@click.option(
+    "--timeout",
+    type=click.FloatRange(0.1, 120),
+    default=5.0,
+    show_default=True,
+    help="Seconds one probe may take.",
+)
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1, 4096),
+    default=64,
+    show_default=True,
+    help="Probes in flight at once.",
+)
+@click.option(
+    "--per-host",
+    type=click.IntRange(1, 256),
+    default=8,
+    show_default=True,
+    help="Probes in flight at once against one host.",
+)
+@click.option(
+    "--ca",
+    "cafile",
+    metavar="FILE",
+    help="Trust these CA certificates (PEM, or one DER certificate) instead of the system store.",
+)
+@click.option(
+    "--servername",
+    metavar="NAME",
+    help="Name for SNI and the certificate check (default: the target as typed).",
+)
+@click.option(
+    "--require",
+    "require_text",
+    metavar="PORTS|all",
+    help="A closed or filtered port among these is a failure, not information.",
+)
+@click.option(
+    "--expiring-days",
+    type=click.IntRange(0, 3650),
+    default=30,
+    show_default=True,
+    help="Warn when a certificate expires sooner than this.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Write the portcall.check/1 JSON document.")
+@click.option("-o", "--output", metavar="FILE", help="Write the report to FILE instead of stdout.")
+def check(
+    targets: tuple[str, ...],
+    catalog_path: str | None,
+    ports_text: str | None,
+    protocols: tuple[str, ...],
+    timeout: float,
+    concurrency: int,
+    per_host: int,
+    cafile: str | None,
+    servername: str | None,
+    require_text: str | None,
+    expiring_days: int,
+    as_json: bool,
+    output: str | None,
+) -> None:
+    """Prove that the right service answers on every catalog port of each TARGET.
+
+    TARGET is a host name, an IPv4 or IPv6 address, or a CIDR range. Each port gets one
+    verdict (ok, refused, filtered, unreachable, unresolved, silent, wrong-protocol,
+    no-starttls, tls-failed) with a reason, plus certificate and TLS findings.
+    """
+    catalog = open_catalog(catalog_path)
+    entries = select_entries(catalog, ports_text, protocols)
+    try:
+        parse_targets(list(targets))
+    except TargetError as exc:
+        raise UsageProblem(str(exc)) from exc
+    if cafile is not None:
+        _trust_store(cafile)
+    if output is not None:
+        _writable(output)
+    required = _required(require_text, catalog, entries)
+    settings = Settings(
+        timeout=timeout, cafile=cafile, servername=servername, expiring_days=expiring_days
+    )
+    started = datetime.now(UTC)
+    results = _run_with_progress(
+        lambda hook: check_async(
+            list(targets),
+            catalog=catalog,
+            entries=entries,
+            settings=settings,
+            limits=Limits(concurrency=concurrency, per_host=per_host),
+            required=required,
+            on_result=hook,
+        ),
+        total=len(entries) * _count_targets(targets),
+        quiet=as_json and output is None,
+    )
+    _emit(results, catalog, as_json=as_json, output=output, started=started)
+    sys.exit(_EXIT_FOR_HEALTH[overall_health(results)])
+
+
+def _count_targets(targets: tuple[str, ...]) -> int:
+    return len(parse_targets(list(targets)))
+
+
+def _readable(path: str, option: str) -> None:
+    if not Path(path).is_file() or not os.access(path, os.R_OK):
+        raise UsageProblem(f"{option}: cannot read '{path}'", "give the path of a PEM file")
+
+
+def _trust_store(cafile: str) -> None:
+    """Load the CA file once before any probe, so a bad one is a usage error, not 17."""
+    _readable(cafile, "--ca")
+    try:
+        client_context(verify=True, legacy=False, cafile=cafile)
+    except TrustStoreError as exc:
+        raise UsageProblem(
+            f"--ca: {exc}", "give a PEM file with one or more CA certificates"
+        ) from exc
+
+
+def _writable(path: str) -> None:
+    parent = Path(path).parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK):
+        raise UsageProblem(
+            f"-o: cannot write into '{parent}'", "give a file in a writable directory"
+        )
+
+
+def _required(text: str | None, catalog: Catalog, entries: list[PortEntry]) -> frozenset[int]:
+    if text is None:
+        return frozenset()
+    if text.strip().lower() == "all":
+        return frozenset(e.port for e in entries)
+    return frozenset(parse_ports(text, catalog, "--require"))
+
+
+#: A run shorter than this shows no progress bar: it would only flicker.
+PROGRESS_DELAY = 0.5
+
+
+def _run_with_progress(
+    make: Callable[[Callable[[Result], None] | None], Any], *, total: int, quiet: bool
+) -> list[Result]:
+    console = Console(stderr=True)
+    if quiet or not console.is_terminal or total < 2:
+        results: list[Result] = asyncio.run(make(None))
+        return results
+    columns = (TextColumn("checking"), BarColumn(), MofNCompleteColumn())
+    progress = Progress(*columns, console=console, transient=True)
+    bar = progress.add_task("check", total=total)
+
+    async def run() -> list[Result]:
+        job = asyncio.ensure_future(make(lambda _r: progress.advance(bar)))
+        done, _ = await asyncio.wait({job}, timeout=PROGRESS_DELAY)
+        if not done:
+            progress.start()
+        return list(await job)
+
+    try:
+        return asyncio.run(run())
+    finally:
+        progress.stop()
+
+
+def _emit(
+    results: list[Result], catalog: Catalog, *, as_json: bool, output: str | None, started: datetime
+) -> None:
+    if as_json:
+        text = dumps(check_document(results, catalog=catalog.name, started=started))
+        if output is None:
+            click.echo(text, nl=False)
+        else:
+            write_atomically(output, text)
+        return
+    if output is None:
+        render(results, catalog, sys.stdout, rich_output=sys.stdout.isatty())
+        return
+    with atomic_text(output) as handle:
+        render(results, catalog, handle, rich_output=False)
+    click.echo(summary_line(results), err=True)

@@ -1,0 +1,148 @@
+"""`portcall listen` and `portcall demo`: the responders that play the real services."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import tempfile
+from pathlib import Path
+
+import click
+
+from portcall.cli.common import (
+    UsageProblem,
+    catalog_option,
+    open_catalog,
+    ports_option,
+    protocol_option,
+    select_entries,
+)
+from portcall.cli.group import EXIT_FAILURES, EXIT_HEALTHY, app
+from portcall.protocols.base import PROFILES
+from portcall.report.json_report import dumps
+from portcall.report.terminal import render
+
+
+@app.command()
+@click.option(
+    "--bind",
+    "binds",
+    multiple=True,
+    default=("127.0.0.1",),
+    show_default=True,
+    metavar="ADDR",
+    help="Listen on this address (repeatable; 0.0.0.0 or :: for every interface).",
+)
+@catalog_option
+@ports_option
+@protocol_option
+@click.option(
+    "--port-offset",
+    type=click.IntRange(0, 65534),
+    default=0,
+    show_default=True,
+    help="Listen on catalog port + N (10000 needs no root: 25 becomes 10025).",
+)
+@click.option(
+    "--profile",
+    type=click.Choice(PROFILES),
+    default="exchange2003",
+    show_default=True,
+    help="Answer like Exchange 2003, Exchange 2000, or a neutral server.",
+)
+@click.option("--hostname", metavar="NAME", help="Name in banners and the certificate.")
+@click.option("--cert", metavar="FILE", help="Present this certificate (PEM) instead of the lab's.")
+@click.option("--key", metavar="FILE", help="The unencrypted private key (PEM) of --cert.")
+@click.option("--cert-dir", metavar="DIR", help="Keep the lab CA and certificates here.")
+@click.option(
+    "--max-connections",
+    type=click.IntRange(1, 65536),
+    default=256,
+    show_default=True,
+    help="Connections open at once; more are closed at once.",
+)
+@click.option(
+    "--idle-timeout",
+    type=click.FloatRange(0.1, 3600),
+    default=30.0,
+    show_default=True,
+    help="Seconds a silent client is kept.",
+)
+def listen(
+    binds: tuple[str, ...],
+    catalog_path: str | None,
+    ports_text: str | None,
+    protocols: tuple[str, ...],
+    port_offset: int,
+    profile: str,
+    hostname: str | None,
+    cert: str | None,
+    key: str | None,
+    cert_dir: str | None,
+    max_connections: int,
+    idle_timeout: float,
+) -> None:
+    """Answer on every catalog port as the real service would, until Ctrl-C or SIGTERM.
+
+    Prints one line per connection: who came in, on which port, what it said. Run it where
+    the server will stand, then `portcall check` from the other side of the firewall. TLS
+    ports present a lab certificate for the host name (made once, signed by a lab CA whose
+    file is printed) unless --cert and --key give one.
+    """
+    from portcall.responders.binding import BindError
+    from portcall.responders.certs import LabError
+    from portcall.responders.listen import prepare_tls, run_listen
+    from portcall.responders.server import ResponderConfig
+
+    entries = select_entries(open_catalog(catalog_path), ports_text, protocols)
+    if (cert is None) != (key is None) or (cert is not None and cert_dir is not None):
+        raise UsageProblem(
+            "--cert and --key go together, and exclude --cert-dir",
+            "give --cert FILE --key FILE, or --cert-dir DIR for the lab certificates",
+        )
+    try:
+        name, tls = prepare_tls(hostname, cert=cert, key=key, cert_dir=cert_dir)
+    except LabError as exc:
+        raise UsageProblem(str(exc), exc.hint) from exc
+    config = ResponderConfig(
+        binds=binds,
+        port_offset=port_offset,
+        hostname=name,
+        profile=profile,
+        max_connections=max_connections,
+        idle_timeout=idle_timeout,
+    )
+    try:
+        responder = run_listen(entries, config, tls, click.echo)
+    except BindError as exc:
+        raise UsageProblem(str(exc), exc.hint) from exc
+    click.echo(
+        f"Stopped: {responder.served} connections served, {responder.turned_away} turned away."
+    )
+
+
+@app.command()
+@click.option("--json", "as_json", is_flag=True, help="Write the plan, what was seen, the check.")
+def demo(as_json: bool) -> None:
+    """Check responders that have four faults on purpose: a tour of what portcall finds.
+
+    Responders on 127.0.0.1 play an Exchange 2003 server on ports the system picks; one port
+    has an expired certificate, one no STARTTLS, one is closed and one is answered by the
+    wrong protocol. Needs no server and no network. Exit 0 when portcall saw exactly the
+    planned faults, 2 otherwise.
+    """
+    from portcall.responders.demo import DEMO_HOSTNAME, demo_document, explanation, run_demo
+
+    with tempfile.TemporaryDirectory(prefix="portcall-demo-") as directory:
+        run = asyncio.run(run_demo(Path(directory)))
+    if as_json:
+        click.echo(dumps(demo_document(run)), nl=False)
+    else:
+        click.echo(
+            f"Responders on 127.0.0.1 play Exchange 2003 as {DEMO_HOSTNAME}, on ports the "
+            "system picked; each row shows the catalog port it stands for."
+        )
+        render(run.results, run.catalog, sys.stdout, rich_output=sys.stdout.isatty())
+        for line in explanation(run):
+            click.echo(line)
+    sys.exit(EXIT_HEALTHY if run.as_planned else EXIT_FAILURES)
