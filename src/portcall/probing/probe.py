@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 import time
 from dataclasses import dataclass, replace
@@ -17,6 +18,9 @@ from portcall.protocols.base import ProbeOptions
 from portcall.tls.assess import assess, tls_facts
 from portcall.tls.context import classify_verify_error, client_context, is_protocol_mismatch
 from portcall.verdicts import Result, Verdict
+
+#: One probe may take this many times --timeout in all, across TLS retries and second looks.
+PROBE_BUDGET = 3
 
 #: Protocols whose server speaks first: silence there may be TLS waiting for a ClientHello.
 SERVER_FIRST = frozenset({"smtp", "pop3", "imap", "nntp", "routing"})
@@ -44,10 +48,16 @@ class Endpoint:
 class _TlsState:
     """Where the probe stands on the ladder of TLS contexts."""
 
+    deadline: float
     verify: bool = True
     legacy: bool = False
     trust_error: str | None = None
     chain_trusted: bool = False
+
+    def time_left(self, timeout: float) -> float:
+        """Seconds the next connection may take: `timeout`, less near the probe's deadline."""
+        left = self.deadline - asyncio.get_running_loop().time()
+        return max(0.05, min(timeout, left))
 
 
 async def probe(endpoint: Endpoint, entry: PortEntry, settings: Settings) -> Result:
@@ -107,7 +117,7 @@ async def _climb_tls_ladder(
 ) -> tuple[Conversation, _TlsState]:
     """Talk to the port, stepping down from a verifying modern TLS context to an unverified
     legacy one as the server requires, so that a certificate is always read when there is one."""
-    state = _TlsState()
+    state = _TlsState(asyncio.get_running_loop().time() + settings.timeout * PROBE_BUDGET)
     while True:
         try:
             conversation = await _attempt(endpoint, entry, settings, state)
@@ -126,10 +136,13 @@ async def _climb_tls_ladder(
             state.chain_trusted = failure.chain_trusted
         except ssl.SSLError as err:
             if state.legacy or not is_protocol_mismatch(err):
-                raise await _tls_failure(endpoint, entry, settings, err) from err
+                raise await _tls_failure(
+                    endpoint, entry, state.time_left(settings.timeout), err
+                ) from err
             state.legacy = True
         except ProbeFailure as failure:
-            raise await _explain_silence(endpoint, entry, settings, failure) from failure
+            left = state.time_left(settings.timeout)
+            raise await _explain_silence(endpoint, entry, left, failure) from failure
 
 
 async def _attempt(
@@ -142,7 +155,7 @@ async def _attempt(
     connection = Connection(
         address=endpoint.address,
         port=entry.port,
-        timeout=settings.timeout,
+        timeout=state.time_left(settings.timeout),
         implicit_tls=context if implicit else None,
         starttls=context if entry.tls is TlsMode.STARTTLS else None,
         server_hostname=_sni(endpoint, settings),
@@ -158,13 +171,13 @@ async def _attempt(
 
 
 async def _tls_failure(
-    endpoint: Endpoint, entry: PortEntry, settings: Settings, err: ssl.SSLError
+    endpoint: Endpoint, entry: PortEntry, timeout: float, err: ssl.SSLError
 ) -> ProbeFailure:
     """A TLS handshake that failed for good: if plaintext answers instead, that is the fault."""
     failure = ProbeFailure(Verdict.TLS_FAILED, _describe_ssl_error(err))
     if entry.tls is not TlsMode.IMPLICIT:
         return failure
-    detected = await name_plaintext_service(endpoint.address, entry.port, settings.timeout)
+    detected = await name_plaintext_service(endpoint.address, entry.port, timeout)
     if detected is None or detected == "TLS":
         return failure  # a TLS alert: TLS does answer, it only refused this handshake
     return ProbeFailure(
@@ -175,18 +188,18 @@ async def _tls_failure(
 
 
 async def _explain_silence(
-    endpoint: Endpoint, entry: PortEntry, settings: Settings, failure: ProbeFailure
+    endpoint: Endpoint, entry: PortEntry, timeout: float, failure: ProbeFailure
 ) -> ProbeFailure:
     """Silence where the server should speak first: TLS waiting for a ClientHello, or a
     client-speaks-first protocol such as HTTP waiting for a request. A second look names it."""
     if failure.verdict is not Verdict.SILENT or entry.protocol not in SERVER_FIRST:
         return failure
     if entry.tls is not TlsMode.IMPLICIT:
-        version = await name_tls_service(endpoint.address, entry.port, settings.timeout)
+        version = await name_tls_service(endpoint.address, entry.port, timeout)
         if version is not None:
             detail = f"TLS ({version}) answered from the first byte where plaintext was expected"
             return replace(failure, verdict=Verdict.WRONG_PROTOCOL, detail=detail, detected="TLS")
-    detected = await name_plaintext_service(endpoint.address, entry.port, settings.timeout)
+    detected = await name_plaintext_service(endpoint.address, entry.port, timeout)
     if detected is None or detected == "TLS":
         return failure
     detail = f"{detected} answered a request, but said nothing first as {entry.label} would"
