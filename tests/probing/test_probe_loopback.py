@@ -236,7 +236,7 @@ def test_a_failed_tls_handshake_costs_no_extra_second() -> None:
     started = time.perf_counter()
     result, _ = run_probe(reset_after_hello, "pop3s", Settings(timeout=2.0))
     assert result.verdict is Verdict.TLS_FAILED
-    assert time.perf_counter() - started < 0.5
+    assert time.perf_counter() - started < 0.9  # the regression cost a whole second
 
 
 async def _alert_to_anything(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
