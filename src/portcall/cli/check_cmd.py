@@ -53,7 +53,8 @@ _EXIT_FOR_HEALTH = {
     type=click.FloatRange(0.1, 120),
     default=5.0,
     show_default=True,
-    help="Seconds one probe may take.",
+    help="Seconds one connection may take; a whole probe, TLS retries included, at most "
+    "three times this.",
 )
 @click.option(
     "--concurrency",
