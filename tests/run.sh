@@ -18,8 +18,8 @@ if [ "${#missing[@]}" -gt 0 ]; then
   apt-get install -y -q --no-install-recommends "${missing[@]}" </dev/null || true
 fi
 if dpkg-query -W inn2 >/dev/null 2>&1 && [ ! -f /etc/news/inn.conf ]; then
-  # A configuration file removed by hand is not put back by a plain install.
-  apt-get install -y -q --reinstall -o Dpkg::Options::=--force-confmiss inn2 </dev/null || true
+  # inn.conf belongs to inn2-inews; a copy removed by hand is not put back by a plain install.
+  apt-get install -y -q --reinstall -o Dpkg::Options::=--force-confmiss inn2-inews </dev/null || true
 fi
 if [ -f /etc/news/inn.conf ] && ! grep -q '^domain:' /etc/news/inn.conf; then
   sed -i 's/^#* *domain:.*/domain:                      portcall.test/' /etc/news/inn.conf
