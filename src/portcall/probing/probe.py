@@ -90,7 +90,7 @@ def _record(
     result.banner = info.banner
     result.capabilities = list(info.capabilities)
     result.details = dict(info.details)
-    if info.starttls_offered is not None:
+    if entry.tls is TlsMode.STARTTLS and info.starttls_offered is not None:
         result.details["starttls_offered"] = info.starttls_offered
     if info.notes:
         result.details["notes"] = list(info.notes)

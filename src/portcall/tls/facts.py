@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 
 @dataclass
@@ -41,10 +41,11 @@ class TlsFacts:
     name_match_detail: str | None = None
     notes: list[str] = field(default_factory=list)
 
-    def to_dict(self) -> dict[str, object]:
+    def to_dict(self, now: datetime | None = None) -> dict[str, object]:
         data = asdict(self)
         cert = data.get("certificate")
-        if cert:
+        if cert and self.certificate is not None:
             for stamp in ("not_before", "not_after"):
                 cert[stamp] = cert[stamp].isoformat()
+            cert["days_left"] = self.certificate.days_left(now or datetime.now(UTC))
         return data
