@@ -8,6 +8,7 @@ from portcall.protocols.base import (
     PeerClosed,
     ProbeOptions,
     ReplyTooLong,
+    Send,
     ServiceInfo,
     WrongProtocol,
 )
@@ -234,3 +235,20 @@ def test_named_host_goes_into_host_unbracketed() -> None:
     info = play(HttpClient(options), [C(request), S(NGINX_404)])
     assert info.banner == "HTTP/1.1 404 Not Found"
     assert "owa" not in info.details
+
+
+def test_host_header_names_a_port_off_the_default() -> None:
+    def first_request(options: ProbeOptions) -> bytes:
+        event = HttpClient(options).next_event()
+        assert isinstance(event, Send)
+        return event.data
+
+    assert b"Host: mail.example.com:8080\r\n" in first_request(
+        ProbeOptions(host="mail.example.com", port=8080)
+    )
+    assert b"Host: mail.example.com\r\n" in first_request(
+        ProbeOptions(host="mail.example.com", port=443, implicit_tls=True)
+    )
+    assert b"Host: [2001:db8::1]:8443\r\n" in first_request(
+        ProbeOptions(host="2001:db8::1", port=8443, implicit_tls=True)
+    )

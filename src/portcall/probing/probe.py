@@ -166,6 +166,7 @@ async def _attempt(
         starttls_required=entry.tls_required,
         implicit_tls=implicit,
         client_name=settings.client_name,
+        port=entry.port,
     )
     return await converse(connection, client_for(entry.protocol, options))
 

@@ -130,6 +130,8 @@ class ProbeOptions:
     reply_limit: int = DEFAULT_REPLY_LIMIT
     #: HTTP paths to request, in order.
     http_paths: tuple[str, ...] = ("/", "/exchange/")
+    #: The port connected to, for an HTTP Host header off the default port.
+    port: int | None = None
 
 
 class _Closed:

@@ -132,6 +132,10 @@ class HttpClient(Handshake):
         host = self.options.host
         if ":" in host and not host.startswith("["):
             host = f"[{host}]"  # an IPv6 literal is bracketed in Host (RFC 9112 3.2, RFC 3986)
+        port = self.options.port
+        default = 443 if self.options.implicit_tls else 80
+        if port is not None and port != default:
+            host = f"{host}:{port}"  # RFC 9112 section 3.2: the port unless it is the default
         headers = [("Host", host), ("User-Agent", USER_AGENT), ("Accept", "*/*")]
         head = conn.send(h11.Request(method="GET", target=path, headers=headers))
         end = conn.send(h11.EndOfMessage())  # a GET has no body: this adds no bytes
