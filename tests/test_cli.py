@@ -22,7 +22,7 @@ import pytest
 
 from portcall import cli
 from portcall.catalog import load_catalog
-from portcall.check import check_async
+from portcall.api import check_async
 from portcall.probing.probe import Settings
 from portcall.report.terminal import render
 from portcall.responders.certs import LabCertificates, ensure_lab

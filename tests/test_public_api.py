@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+from dataclasses import replace
 
 import pytest
 
@@ -14,12 +15,16 @@ PUBLIC = [
     "Finding",
     "FindingCode",
     "Health",
+    "Limits",
     "PortEntry",
     "Result",
+    "Settings",
     "Severity",
     "TlsMode",
     "Verdict",
     "__version__",
+    "check",
+    "check_async",
     "load_catalog",
 ]
 
@@ -47,3 +52,17 @@ def test_version_matches_the_installed_distribution() -> None:
     from importlib.metadata import version
 
     assert portcall.__version__ == version("portcall")
+
+
+def test_check_is_a_library_call_with_the_cli_s_verdicts() -> None:
+    from tests.probing.servers import unused_port
+
+    catalog = portcall.load_catalog()
+    entry = catalog.by_key("smtp")
+    assert entry is not None
+    closed = replace(entry, port=unused_port())
+    results = portcall.check(
+        ["127.0.0.1"], entries=[closed], settings=portcall.Settings(timeout=1.0)
+    )
+    assert [(r.port, r.verdict) for r in results] == [(closed.port, portcall.Verdict.REFUSED)]
+    assert results[0].reason.startswith(f"{closed.port} refused")

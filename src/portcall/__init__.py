@@ -5,7 +5,10 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+from portcall.api import check, check_async
 from portcall.catalog import Catalog, CatalogError, PortEntry, TlsMode, load_catalog
+from portcall.probing.probe import Settings
+from portcall.probing.scheduler import Limits
 from portcall.verdicts import Finding, FindingCode, Health, Result, Severity, Verdict
 
 __all__ = [
@@ -14,11 +17,15 @@ __all__ = [
     "Finding",
     "FindingCode",
     "Health",
+    "Limits",
     "PortEntry",
     "Result",
+    "Settings",
     "Severity",
     "TlsMode",
     "Verdict",
     "__version__",
+    "check",
+    "check_async",
     "load_catalog",
 ]

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from portcall.catalog import PortEntry, TlsMode, load_catalog
-from portcall.check import check_async
+from portcall.api import check_async
 from portcall.probing.errors import Phase, ProbeFailure, classify
 from portcall.probing.probe import Endpoint, Settings, probe
 from portcall.probing.scheduler import Limits

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from portcall.catalog import Catalog, PortEntry
-from portcall.check import check_async
+from portcall.api import check_async
 from portcall.cli.common import (
     UsageProblem,
     atomic_text,
