@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 
 from portcall import cli
-from portcall.catalog import load_catalog
 from portcall.api import check_async
+from portcall.catalog import load_catalog
 from portcall.probing.probe import Settings
 from portcall.report.terminal import render
 from portcall.responders.certs import LabCertificates, ensure_lab

@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from portcall.catalog import PortEntry, TlsMode, load_catalog
 from portcall.api import check_async
+from portcall.catalog import PortEntry, TlsMode, load_catalog
 from portcall.probing.errors import Phase, ProbeFailure, classify
 from portcall.probing.probe import Endpoint, Settings, probe
 from portcall.probing.scheduler import Limits

@@ -14,8 +14,8 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-from portcall.catalog import Catalog, PortEntry
 from portcall.api import check_async
+from portcall.catalog import Catalog, PortEntry
 from portcall.cli.common import (
     UsageProblem,
     atomic_text,

@@ -15,8 +15,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
-from portcall.catalog import Catalog, load_catalog
 from portcall.api import check_async
+from portcall.catalog import Catalog, load_catalog
 from portcall.probing.probe import Settings
 from portcall.report.json_report import check_document
 from portcall.responders.certs import ensure_lab, server_context
