@@ -13,6 +13,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Itera
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from portcall.responders.certs import server_context as responder_context
+
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 _T = TypeVar("_T")
 
@@ -68,10 +70,9 @@ def unused_port() -> int:
 
 
 def server_context(cert: str, key: str, *, client_ca: str | None = None) -> ssl.SSLContext:
-    """A TLS server context presenting `cert`; with `client_ca`, it demands a client
-    certificate issued by that CA (which a probe never has)."""
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert, key)
+    """The responders' TLS server context presenting `cert`; with `client_ca`, it demands a
+    client certificate issued by that CA (which a probe never has)."""
+    context = responder_context(cert, key)
     if client_ca is not None:
         context.verify_mode = ssl.CERT_REQUIRED
         context.load_verify_locations(cafile=client_ca)

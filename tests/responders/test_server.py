@@ -26,7 +26,7 @@ from portcall.responders.binding import BindError, bind_error
 from portcall.responders.channel import Channel
 from portcall.responders.log import ConnectionRecord, format_record
 from portcall.responders.server import Fault, Responder, ResponderConfig
-from tests.responders.conftest import LAB_HOST
+from tests.responders.running import LAB_HOST
 
 BANNER = b"220 greeter ready\r\n"
 

@@ -53,23 +53,28 @@ class Issued:
     def pem(self) -> bytes:
         return self.cert.public_bytes(serialization.Encoding.PEM)
 
+    @property
+    def key_pem(self) -> bytes:
+        """The private key as unencrypted PKCS#8 PEM, the form every TLS server here loads."""
+        return self.key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+
     def write(self, directory: Path, stem: str) -> tuple[Path, Path]:
         """Write certificate and key as PEM; returns (cert path, key path)."""
         cert_path, key_path = directory / f"{stem}.crt", directory / f"{stem}.key"
         cert_path.write_bytes(self.pem)
-        key_path.write_bytes(
-            self.key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            )
-        )
+        key_path.write_bytes(self.key_pem)
         return cert_path, key_path
 
 
-def make_ca(cn: str = "Portcall Test CA", *, kind: str = "ec") -> Issued:
+def make_ca(
+    cn: str = "Portcall Test CA", *, kind: str = "ec", org: str = "Portcall Test"
+) -> Issued:
     key = make_key(kind)
-    name = _name(cn)
+    name = _name(cn, org)
     builder = (
         x509.CertificateBuilder()
         .subject_name(name)
@@ -93,6 +98,7 @@ def make_ca(cn: str = "Portcall Test CA", *, kind: str = "ec") -> Issued:
             ),
             critical=True,
         )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
     )
     return Issued(builder.sign(key, _hash_for(key)), key)
 
@@ -106,10 +112,11 @@ def issue(
     not_before: datetime | None = None,
     not_after: datetime | None = None,
     kind: str = "ec",
+    org: str = "Portcall Test Server",
 ) -> Issued:
     """A server certificate signed by `ca`, or self-signed when `ca` is None."""
     key = make_key(kind)
-    subject = _name(cn, org="Portcall Test Server")
+    subject = _name(cn, org)
     start = not_before or datetime.now(UTC) - DAY
     builder = (
         x509.CertificateBuilder()
@@ -125,6 +132,11 @@ def issue(
     names += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ips]
     if names:
         builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+    if ca is not None:
+        # Strict verifiers (OpenSSL's X509_STRICT, the default of Python 3.13) want a CA-issued
+        # certificate to name its issuer's key (RFC 5280 section 4.2.1.1).
+        issuer = x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key())
+        builder = builder.add_extension(issuer, critical=False)
     signer = ca.key if ca else key
     return Issued(builder.sign(signer, _hash_for(signer)), key)
 
