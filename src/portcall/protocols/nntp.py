@@ -122,6 +122,8 @@ def _implementation(capabilities: list[str]) -> str | None:
 
 #: The IIS NNTP service build each profile names (nmap-service-probes shows the form): the
 #: Windows Server 2003 SP2 build, and the Windows 2000 SP4 build the SMTP greeting names too.
+#: Unverified: the Exchange 2000 build in an NNTP greeting, and whether Exchange's NNTP
+#: offers STARTTLS at all; the responder offers it whenever it has a certificate.
 NNTP_SERVICE_BUILDS: dict[str, str] = {
     "exchange2003": "6.0.3790.3959",
     "exchange2000": "5.0.2195.6713",

@@ -87,7 +87,11 @@ _TRANSACTION = ("STAT", "LIST", "RETR", "DELE", "NOOP", "RSET", "TOP", "UIDL", "
 
 class Pop3Server(VerbServer):
     """Answers like the POP3 service of the Exchange 2000/2003 store, or a neutral one. No
-    mailbox exists, so every logon fails the way a wrong password would."""
+    mailbox exists, so every logon fails the way a wrong password would.
+
+    Unverified: whether Exchange's POP3 lists STLS; the responder offers it whenever it has
+    a certificate, so that STARTTLS can be tested through a firewall.
+    """
 
     protocol = "pop3"
     display_name = "POP3"

@@ -170,7 +170,8 @@ SMTP_SERVICE_BUILDS: dict[str, str] = {
     "exchange2003": "6.0.3790.3959",
     "exchange2000": "5.0.2195.6713",
 }
-#: 10,240 KB, the message size limit Exchange 2003 SP2 sets by default, in bytes (RFC 1870).
+#: A message size limit in bytes (RFC 1870). Unverified: chosen near the 10,240 KB default
+#: remembered for Exchange 2003 SP2; no source at hand confirms Exchange's exact SIZE value.
 MESSAGE_SIZE_LIMIT = 10 * 1024 * 1024
 
 #: Exchange's EHLO keywords in its own order and spelling (TechNet bb124688, KB 257569),
