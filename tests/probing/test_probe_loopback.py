@@ -638,3 +638,27 @@ def test_classify_passes_a_probe_failure_through() -> None:
 def test_classify_raises_what_it_does_not_know() -> None:
     with pytest.raises(ValueError, match="a bug"):
         classify(ValueError("a bug"), Phase.CONVERSATION, b"", 1.0)
+
+
+def test_a_parser_defect_costs_one_port_not_the_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    from portcall.probing import probe as probe_module
+    from portcall.protocols.pop3 import Pop3Client
+
+    class Broken(Pop3Client):
+        def run(self):  # type: ignore[no-untyped-def]
+            yield from self.read_line()
+            raise IndexError("list index out of range")
+
+    monkeypatch.setattr(probe_module, "client_for", lambda protocol, options: Broken(options))
+
+    async def go(port: int) -> Result:
+        return await probe(LOCAL, row("pop3", port), Settings(timeout=1.0))
+
+    async def main() -> Result:
+        async with serve(scripted(b"+OK ready\r\n", {})) as port:
+            return await go(port)
+
+    result = asyncio.run(main())
+    assert result.verdict is Verdict.WRONG_PROTOCOL
+    assert "defect in portcall" in result.reason
+    assert result.details["internal_error"] == "IndexError: list index out of range"

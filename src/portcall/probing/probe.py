@@ -70,10 +70,24 @@ async def probe(endpoint: Endpoint, entry: PortEntry, settings: Settings) -> Res
         result.verdict = failure.verdict
         result.reason = failure_reason(entry, failure)
         result.protocol = failure.detected
+    except Exception as bug:
+        # A reply our parser could not take is our defect, not the peer's; one such port
+        # must not cost the results of all the others.
+        _record_defect(result, entry, bug)
     else:
         _record(result, endpoint, entry, settings, conversation, state)
     result.timings["total"] = time.perf_counter() - start
     return result
+
+
+def _record_defect(result: Result, entry: PortEntry, bug: Exception) -> None:
+    result.verdict = Verdict.WRONG_PROTOCOL
+    what = f"{type(bug).__name__}: {bug}"[:200]
+    result.reason = (
+        f"{entry.port} {result.verdict}: portcall could not make sense of the reply ({what}); "
+        "this is a defect in portcall: please report it with the server's banner"
+    )
+    result.details["internal_error"] = what
 
 
 def _record(
