@@ -125,9 +125,10 @@ def assert_tls(record: ConnectionRecord) -> None:
 
 
 def needs(program: str) -> str:
+    """The program's path; a missing one fails the test (tests/run.sh installs it)."""
     path = shutil.which(program)
     if path is None:
-        pytest.skip(f"{program} is not installed")
+        pytest.fail(f"{program} is not installed; tests/run.sh installs it", pytrace=False)
     return path
 
 

@@ -33,7 +33,6 @@ from tests.tls.conftest import DAY, Issued, Pki, issue, make_ca
 
 TIMEOUT = 10.0
 OPENSSL = shutil.which("openssl")
-needs_openssl = pytest.mark.skipif(OPENSSL is None, reason="the openssl command is not installed")
 
 
 # -- peers ----------------------------------------------------------------------------------
@@ -140,7 +139,7 @@ def server_hello(version: int, cipher: int) -> bytes:
 @contextmanager
 def openssl_server(*args: str, connections: int) -> Iterator[int]:
     """`openssl s_server` on an ephemeral loopback port; it exits after `connections`."""
-    assert OPENSSL is not None
+    assert OPENSSL is not None, "the openssl command is missing; tests/run.sh installs it"
     command = [OPENSSL, "s_server", "-accept", "127.0.0.1:0", "-naccept", str(connections)]
     with subprocess.Popen(
         [*command, *args],
@@ -382,7 +381,6 @@ def test_weak_key_fails_modern_verification_but_not_legacy(pki: Pki) -> None:
 # -- real peers: protocol mismatches ---------------------------------------------------------
 
 
-@needs_openssl
 def test_tls10_only_server_needs_the_legacy_context(pki: Pki, rsa_current: Issued) -> None:
     cert, key = pki.files(rsa_current)
     args = ("-tls1", "-cipher", "DEFAULT:@SECLEVEL=0", "-cert", str(cert), "-key", str(key))
@@ -407,11 +405,10 @@ def test_tls10_only_server_needs_the_legacy_context(pki: Pki, rsa_current: Issue
     assert [f.code for f in assess(facts, now=datetime.now(UTC))] == [FindingCode.TLS_LEGACY]
 
 
-@needs_openssl
 def test_small_dh_group_needs_the_legacy_context(
     pki: Pki, rsa_current: Issued, tmp_path: Path
 ) -> None:
-    assert OPENSSL is not None
+    assert OPENSSL is not None, "the openssl command is missing; tests/run.sh installs it"
     params = tmp_path / "dh1024.pem"
     subprocess.run(
         [OPENSSL, "dhparam", "-out", str(params), "1024"], check=True, capture_output=True
