@@ -120,7 +120,7 @@ def check(
     catalog = open_catalog(catalog_path)
     entries = select_entries(catalog, ports_text, protocols)
     try:
-        parse_targets(list(targets))
+        hosts = len(parse_targets(list(targets)))
     except TargetError as exc:
         raise UsageProblem(str(exc)) from exc
     if cafile is not None:
@@ -142,15 +142,11 @@ def check(
             required=required,
             on_result=hook,
         ),
-        total=len(entries) * _count_targets(targets),
+        total=len(entries) * hosts,
         quiet=as_json and output is None,
     )
     _emit(results, catalog, as_json=as_json, output=output, started=started)
     sys.exit(_EXIT_FOR_HEALTH[overall_health(results)])
-
-
-def _count_targets(targets: tuple[str, ...]) -> int:
-    return len(parse_targets(list(targets)))
 
 
 def _readable(path: str, option: str) -> None:
