@@ -310,7 +310,9 @@ def test_failures_exit_2(portcall: Cli, servers: ServerThread, tmp_path: Path) -
 
 
 @pytest.mark.parametrize(
-    ("require", "code"), [([], 0), (["--require", "pop3"], 2), (["--require", "all"], 2)]
+    # Without --require the refused port is information, but a host where nothing answers at
+    # all is a warning of its own (a wrong address must not pass).
+    ("require", "code"), [([], 1), (["--require", "pop3"], 2), (["--require", "all"], 2)]
 )
 def test_require_makes_a_refused_port_a_failure(
     portcall: Cli, tmp_path: Path, require: list[str], code: int
@@ -384,10 +386,14 @@ def test_json_is_written_atomically_to_a_file(
 def test_text_report_to_a_file(portcall: Cli, tmp_path: Path) -> None:
     target = tmp_path / "report.txt"
     shown = portcall("check", "127.0.0.1", "--catalog", refused_catalog(tmp_path), "-o", target)
-    assert (shown.code, shown.out) == (0, "")
+    assert (shown.code, shown.out) == (1, "")
     text = target.read_text(encoding="utf-8")
     assert text.startswith("127.0.0.1 (127.0.0.1)\n")
-    summary = "1 port checks on 1 host: 1 refused; 0 findings; health: healthy"
+    assert "  warning: no checked port answers on this host" in text
+    summary = (
+        "1 port checks on 1 host: 1 refused; 0 findings; nothing answers on 1 host; "
+        "health: warnings"
+    )
     assert text.endswith(summary + "\n")
     assert summary in shown.err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["closed.toml", "report.txt"]

@@ -10,6 +10,8 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from portcall.verdicts import FindingCode, Health, Severity, Verdict
+
 SCHEMA_FILE = Path(__file__).resolve().parent.parent / "docs" / "portcall.check-1.schema.json"
 
 
@@ -53,3 +55,12 @@ def test_the_schema_rejects_a_document_that_breaks_it(
         "results": [],
     }
     assert [e.path[-1] for e in validator.iter_errors(broken)] == ["health"]
+
+
+def test_the_schema_enums_are_the_vocabulary_of_verdicts_py() -> None:
+    # One vocabulary: a verdict, finding or health added to verdicts.py must reach the schema.
+    defs = json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))["$defs"]
+    assert defs["verdict"]["enum"] == [str(v) for v in Verdict]
+    assert defs["finding"]["properties"]["code"]["enum"] == [str(c) for c in FindingCode]
+    assert defs["finding"]["properties"]["severity"]["enum"] == [str(s) for s in Severity]
+    assert defs["health"]["enum"] == [str(h) for h in Health]

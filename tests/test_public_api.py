@@ -16,6 +16,7 @@ PUBLIC = [
     "FindingCode",
     "Health",
     "Limits",
+    "LocalFault",
     "PortEntry",
     "Result",
     "Settings",

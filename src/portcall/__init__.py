@@ -9,7 +9,15 @@ from portcall.api import check, check_async
 from portcall.catalog import Catalog, CatalogError, PortEntry, TlsMode, load_catalog
 from portcall.probing.probe import Settings
 from portcall.probing.scheduler import Limits
-from portcall.verdicts import Finding, FindingCode, Health, Result, Severity, Verdict
+from portcall.verdicts import (
+    Finding,
+    FindingCode,
+    Health,
+    LocalFault,
+    Result,
+    Severity,
+    Verdict,
+)
 
 __all__ = [
     "Catalog",
@@ -18,6 +26,7 @@ __all__ = [
     "FindingCode",
     "Health",
     "Limits",
+    "LocalFault",
     "PortEntry",
     "Result",
     "Settings",

@@ -23,7 +23,12 @@ async def check_async(
     required: Iterable[int] = (),
     on_result: ResultHook | None = None,
 ) -> list[Result]:
-    """Probe every catalog port (or `entries`) of every target; one Result per pair."""
+    """Probe every catalog port (or `entries`) of every target; one Result per pair.
+
+    Raises `LocalFault` when this machine cannot make the check (too few file descriptors,
+    no route from here, an unusable `settings.cafile`): no result is then given, since it
+    would describe this machine rather than the targets.
+    """
     catalog = catalog or load_catalog()
     return await run_checks(
         parse_targets(targets),

@@ -14,6 +14,15 @@ if TYPE_CHECKING:
     from portcall.tls.facts import TlsFacts
 
 
+class LocalFault(Exception):
+    """Something on this machine, not on the target, keeps the check from being made: too few
+    file descriptors or buffers, no route from here, an unusable trust store.
+
+    Never a verdict: a run that meets one stops and says so, with its own exit code, because
+    whatever it had concluded about the targets would be a statement about this machine.
+    """
+
+
 class Verdict(StrEnum):
     """How one probe of one port ended; the set is closed."""
 
@@ -35,6 +44,10 @@ ABSENT = frozenset({Verdict.REFUSED, Verdict.FILTERED, Verdict.UNREACHABLE, Verd
 BROKEN = frozenset(
     {Verdict.SILENT, Verdict.WRONG_PROTOCOL, Verdict.NO_STARTTLS, Verdict.TLS_FAILED}
 )
+
+#: Verdicts that fail a run whether the port is required or not. A name that does not
+#: resolve is a failure: a typo in a target list must not pass as "nothing listens".
+FAILING = BROKEN | {Verdict.UNRESOLVED}
 
 
 class Severity(StrEnum):
@@ -107,7 +120,7 @@ class Result:
     required: bool = False
 
     def health(self) -> Health:
-        if self.verdict in BROKEN or (self.required and self.verdict in ABSENT):
+        if self.verdict in FAILING or (self.required and self.verdict in ABSENT):
             return Health.FAILURES
         severities = {f.severity for f in self.findings}
         if Severity.ERROR in severities:
@@ -117,8 +130,29 @@ class Result:
         return Health.HEALTHY
 
 
+#: Why a host where no checked port answered is a warning even when each port alone is not.
+NOTHING_ANSWERS = (
+    "no checked port answers on this host: check the address, that the servers run, and the "
+    "firewalls between here and there"
+)
+
+
+def silent_hosts(results: list[Result]) -> list[str]:
+    """Hosts (in order) that resolved but where every checked port is refused, filtered or
+    unreachable: a wrong address or a dead host, not a healthy one."""
+    answered: dict[str, bool] = {}
+    for r in results:
+        if r.verdict is Verdict.UNRESOLVED:
+            answered[r.host] = True  # already a failure of its own
+        else:
+            answered[r.host] = answered.get(r.host, False) or r.verdict not in ABSENT
+    return [host for host, any_answer in answered.items() if not any_answer]
+
+
 def overall_health(results: list[Result]) -> Health:
     states = {r.health() for r in results}
+    if silent_hosts(results):
+        states.add(Health.WARNINGS)
     for state in (Health.FAILURES, Health.WARNINGS):
         if state in states:
             return state

@@ -1,7 +1,8 @@
 """The command line: parse, call the library, render, exit with a documented code.
 
 Exit codes: 0 healthy, 1 warnings only, 2 failures, 64 usage error (bad option, target,
-catalog or file), 130 interrupted.
+catalog or file), 71 local error (this machine could not make the check: too few file
+descriptors, no route from here, an unusable trust store), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -17,16 +18,19 @@ from portcall.cli.group import (
     EXIT_FAILURES,
     EXIT_HEALTHY,
     EXIT_INTERRUPTED,
+    EXIT_LOCAL,
     EXIT_USAGE,
     EXIT_WARNINGS,
     app,
 )
 from portcall.report.inert import inert
+from portcall.verdicts import LocalFault
 
 __all__ = [
     "EXIT_FAILURES",
     "EXIT_HEALTHY",
     "EXIT_INTERRUPTED",
+    "EXIT_LOCAL",
     "EXIT_USAGE",
     "EXIT_WARNINGS",
     "app",
@@ -55,6 +59,14 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(EXIT_INTERRUPTED)
     except click.ClickException as exc:
         _fail_usage(exc)
+    except LocalFault as fault:
+        click.echo(f"Error: {inert(fault)}", err=True)
+        click.echo(
+            "Hint: this is about the machine portcall runs on, not about any target; "
+            "no verdict was given.",
+            err=True,
+        )
+        sys.exit(EXIT_LOCAL)
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
         sys.exit(EXIT_INTERRUPTED)

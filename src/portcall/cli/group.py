@@ -14,6 +14,8 @@ EXIT_HEALTHY = 0
 EXIT_WARNINGS = 1
 EXIT_FAILURES = 2
 EXIT_USAGE = 64
+#: This machine, not a target, kept the check from being made (EX_OSERR of sysexits.h).
+EXIT_LOCAL = 71
 EXIT_INTERRUPTED = 130
 
 
@@ -24,5 +26,6 @@ def app() -> None:
     servers need.
 
     \b
-    Exit codes: 0 healthy, 1 warnings, 2 failures, 64 usage error, 130 interrupted.
+    Exit codes: 0 healthy, 1 warnings, 2 failures, 64 usage error, 71 local error (this
+    machine could not make the check), 130 interrupted.
     """

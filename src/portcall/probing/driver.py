@@ -68,7 +68,7 @@ async def converse(connection: Connection, handshake: Handshake) -> Conversation
         raise
     except (OSError, TimeoutError, RemoteProtocolError) as exc:
         first = handshake.first_bytes
-        raise classify(exc, progress.phase, first, connection.timeout) from exc
+        raise classify(exc, progress.phase, first, connection.timeout, connection.address) from exc
     finally:
         if stream is not None:
             await stream.close()

@@ -21,7 +21,7 @@ from portcall.protocols.base import (
     WrongProtocol,
 )
 from portcall.protocols.sniff import identify
-from portcall.verdicts import Verdict
+from portcall.verdicts import LocalFault, Verdict
 
 
 class Phase(StrEnum):
@@ -43,11 +43,28 @@ class ProbeFailure(Exception):
         return f"{self.verdict}: {self.detail}"
 
 
-_UNREACHABLE_ERRNOS = {errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EHOSTDOWN, errno.EADDRNOTAVAIL}
+_UNREACHABLE_ERRNOS = {errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EHOSTDOWN}
+
+#: Errors that say this machine ran short, whatever the target: each with what to do.
+_LOCAL_ERRNOS = {
+    errno.EMFILE: "raise the open-file limit (ulimit -n) or lower --concurrency",
+    errno.ENFILE: "the whole system is out of file descriptors: lower --concurrency",
+    errno.ENOBUFS: "the kernel is out of socket buffers: lower --concurrency",
+    errno.ENOMEM: "this machine is out of memory: lower --concurrency",
+    errno.EADDRNOTAVAIL: "no local address or port is free for the connection: lower "
+    "--concurrency, or check this machine's addresses",
+}
 
 
-def classify(exc: BaseException, phase: Phase, first_bytes: bytes, timeout: float) -> ProbeFailure:
-    """The verdict for `exc`, raised in `phase`, after the peer sent `first_bytes`."""
+def classify(
+    exc: BaseException,
+    phase: Phase,
+    first_bytes: bytes,
+    timeout: float,
+    address: str | None = None,
+) -> ProbeFailure:
+    """The verdict for `exc`, raised in `phase` on a connection to `address`, after the peer
+    sent `first_bytes`. A fault of this machine raises `LocalFault` instead: no verdict."""
     if isinstance(exc, ProbeFailure):
         return exc
     if isinstance(exc, RemoteProtocolError):
@@ -61,8 +78,39 @@ def classify(exc: BaseException, phase: Phase, first_bytes: bytes, timeout: floa
     if isinstance(exc, ConnectionRefusedError):
         return ProbeFailure(Verdict.REFUSED, "the connection was refused (nothing listens)")
     if isinstance(exc, OSError):
-        return _os_error(exc, phase, first_bytes)
+        return _os_error(exc, phase, first_bytes, address)
     raise exc
+
+
+def local_fault(exc: OSError, address: str | None = None) -> LocalFault | None:
+    """The `LocalFault` that `exc` stands for, or None when it speaks of the target.
+
+    "No route" is the target's business when a router said so, and this machine's when its own
+    routing table has no way there; a UDP connect asks the routing table without sending a
+    packet, which tells the two apart.
+    """
+    what = f"{exc.strerror or exc}"
+    advice = _LOCAL_ERRNOS.get(exc.errno or 0)
+    if advice is not None:
+        return LocalFault(f"this machine cannot open the connection ({what}): {advice}")
+    no_route = exc.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH)
+    if no_route and address is not None and not has_route(address):
+        return LocalFault(
+            f"this machine has no route to {address} ({what}): check its network "
+            "interfaces and routes, or leave that address out"
+        )
+    return None
+
+
+def has_route(address: str) -> bool:
+    """Whether this machine's routing table has a way to `address` (no packet is sent)."""
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_DGRAM) as probe:
+            probe.connect((address, 9))
+    except OSError:
+        return False
+    return True
 
 
 def _remote(exc: RemoteProtocolError, first_bytes: bytes) -> ProbeFailure:
@@ -101,7 +149,10 @@ def _timeout(phase: Phase, first_bytes: bytes, timeout: float) -> ProbeFailure:
     )
 
 
-def _os_error(exc: OSError, phase: Phase, first_bytes: bytes) -> ProbeFailure:
+def _os_error(exc: OSError, phase: Phase, first_bytes: bytes, address: str | None) -> ProbeFailure:
+    fault = local_fault(exc, address)
+    if fault is not None:
+        raise fault from exc
     if exc.errno in _UNREACHABLE_ERRNOS:
         return ProbeFailure(Verdict.UNREACHABLE, f"no route to the host ({exc.strerror})")
     if isinstance(exc, ConnectionResetError | BrokenPipeError) and phase is not Phase.CONNECT:

@@ -17,7 +17,7 @@ from portcall.protocols import client_for
 from portcall.protocols.base import ProbeOptions
 from portcall.tls.assess import assess, tls_facts
 from portcall.tls.context import classify_verify_error, client_context, is_protocol_mismatch
-from portcall.verdicts import Result, Verdict
+from portcall.verdicts import LocalFault, Result, Verdict
 
 #: One probe may take this many times --timeout in all, across TLS retries and second looks.
 PROBE_BUDGET = 3
@@ -70,6 +70,8 @@ async def probe(endpoint: Endpoint, entry: PortEntry, settings: Settings) -> Res
         result.verdict = failure.verdict
         result.reason = failure_reason(entry, failure)
         result.protocol = failure.detected
+    except LocalFault:
+        raise  # this machine's fault: no verdict about the target
     except Exception as bug:
         # A reply our parser could not take is our defect, not the peer's; one such port
         # must not cost the results of all the others.

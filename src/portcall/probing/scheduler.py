@@ -12,7 +12,8 @@ from portcall.probing.errors import Phase, ProbeFailure, classify
 from portcall.probing.probe import Endpoint, Settings, probe
 from portcall.probing.reasons import failure_reason
 from portcall.probing.targets import Target
-from portcall.verdicts import Result
+from portcall.tls.context import client_context
+from portcall.verdicts import LocalFault, Result
 
 ResultHook = Callable[[Result], None]
 
@@ -33,15 +34,26 @@ async def run_checks(
     required: frozenset[int] = frozenset(),
     on_result: ResultHook | None = None,
 ) -> list[Result]:
-    """Results in the order of `targets`, then of `entries`."""
+    """Results in the order of `targets`, then of `entries`.
+
+    A `LocalFault` in any probe stops the run (every other probe is cancelled) and is raised:
+    what the run had found would say more about this machine than about the targets.
+    """
+    if settings.cafile is not None:
+        client_context(verify=True, legacy=False, cafile=settings.cafile)  # TrustStoreError
     overall = asyncio.Semaphore(limits.concurrency)
     endpoints = await asyncio.gather(*(_resolve(t, settings.timeout) for t in targets))
-    jobs = []
-    for endpoint in endpoints:
-        per_host = asyncio.Semaphore(limits.per_host)
-        for entry in entries:
-            jobs.append(_one(endpoint, entry, settings, (overall, per_host), on_result))
-    results = list(await asyncio.gather(*jobs))
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = []
+            for endpoint in endpoints:
+                per_host = asyncio.Semaphore(limits.per_host)
+                for entry in entries:
+                    job = _one(endpoint, entry, settings, (overall, per_host), on_result)
+                    tasks.append(group.create_task(job))
+    except* LocalFault as faults:
+        raise faults.exceptions[0] from None
+    results = [task.result() for task in tasks]
     for result in results:
         result.required = result.port in required
     return results

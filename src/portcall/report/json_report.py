@@ -10,7 +10,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from portcall import __version__
-from portcall.verdicts import Result, overall_health
+from portcall.verdicts import (
+    ABSENT,
+    NOTHING_ANSWERS,
+    Health,
+    Result,
+    overall_health,
+    silent_hosts,
+)
 
 SCHEMA = "portcall.check/1"
 
@@ -45,7 +52,29 @@ def check_document(results: list[Result], *, catalog: str, started: datetime) ->
         "finished": datetime.now(UTC).isoformat(),
         "health": str(overall_health(results)),
         "results": [result_to_dict(r) for r in results],
+        "hosts": hosts_summary(results),
     }
+
+
+def hosts_summary(results: list[Result]) -> list[dict[str, Any]]:
+    """One entry per host: its health as a whole, which a wrong address can fail alone."""
+    silent = set(silent_hosts(results))
+    summary: dict[str, dict[str, Any]] = {}
+    for r in results:
+        entry = summary.setdefault(
+            r.host, {"host": r.host, "address": r.address, "health": [], "answered": 0}
+        )
+        entry["health"].append(r.health())
+        entry["answered"] += r.verdict not in ABSENT
+    for host, entry in summary.items():
+        notes = [NOTHING_ANSWERS] if host in silent else []
+        states = set(entry["health"]) | ({Health.WARNINGS} if notes else set())
+        entry["health"] = str(max(states, key=_HEALTH_ORDER.index))
+        entry["notes"] = notes
+    return list(summary.values())
+
+
+_HEALTH_ORDER = [Health.HEALTHY, Health.WARNINGS, Health.FAILURES]
 
 
 def dumps(document: dict[str, Any]) -> str:

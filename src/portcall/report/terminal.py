@@ -12,7 +12,14 @@ from rich.text import Text
 
 from portcall.catalog import Catalog
 from portcall.report.inert import inert
-from portcall.verdicts import Health, Result, Verdict, overall_health
+from portcall.verdicts import (
+    NOTHING_ANSWERS,
+    Health,
+    Result,
+    Verdict,
+    overall_health,
+    silent_hosts,
+)
 
 _VERDICT_STYLE = {
     Verdict.OK: "green",
@@ -57,9 +64,12 @@ def summary_line(results: list[Result]) -> str:
     counts = Counter(str(r.verdict) for r in results)
     parts = ", ".join(f"{n} {v}" for v, n in sorted(counts.items(), key=lambda kv: -kv[1]))
     findings = sum(len(r.findings) for r in results)
+    silent = len(silent_hosts(results))
+    nothing = f"nothing answers on {silent} host{'s' if silent != 1 else ''}; " if silent else ""
     return (
         f"{len(results)} port checks on {hosts} host{'s' if hosts != 1 else ''}: {parts}; "
-        f"{findings} finding{'s' if findings != 1 else ''}; health: {overall_health(results)}"
+        f"{findings} finding{'s' if findings != 1 else ''}; {nothing}"
+        f"health: {overall_health(results)}"
     )
 
 
@@ -71,6 +81,7 @@ def render(results: list[Result], catalog: Catalog, stream: TextIO, *, rich_outp
 
 
 def _render_rich(results: list[Result], catalog: Catalog, console: Console) -> None:
+    silent = set(silent_hosts(results))
     for host, group in groupby(results, key=lambda r: r.host):
         rows = list(group)
         address = rows[0].address
@@ -91,11 +102,14 @@ def _render_rich(results: list[Result], catalog: Catalog, console: Console) -> N
                 Text(_notes(r)),
             )
         console.print(table)
+        if host in silent:
+            console.print(Text(f"warning: {NOTHING_ANSWERS}", style="yellow"))
     style = _HEALTH_STYLE[overall_health(results)]
     console.print(Text(summary_line(results), style=style))
 
 
 def _render_plain(results: list[Result], catalog: Catalog, stream: TextIO) -> None:
+    silent = set(silent_hosts(results))
     for host, group in groupby(results, key=lambda r: r.host):
         rows = list(group)
         stream.write(f"{inert(host)} ({rows[0].address or 'unresolved'})\n")
@@ -105,4 +119,6 @@ def _render_plain(results: list[Result], catalog: Catalog, stream: TextIO) -> No
                 stream.write(
                     f"  {'':>5}  {'':<14} {f.severity} {f.code}: {inert(f.message, 300)}\n"
                 )
+        if host in silent:
+            stream.write(f"  warning: {NOTHING_ANSWERS}\n")
     stream.write(summary_line(results) + "\n")

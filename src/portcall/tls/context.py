@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from portcall.verdicts import LocalFault
+
 #: X509_V_FLAG_NO_CHECK_TIME (OpenSSL 1.1.0+): verify the chain but not the dates.
 NO_CHECK_TIME: Final = 0x200000
 
@@ -88,8 +90,9 @@ UNTRUSTED_ERRORS: Final = {
 }
 
 
-class TrustStoreError(Exception):
-    """The CA file given for verification cannot be used."""
+class TrustStoreError(LocalFault):
+    """The CA file given for verification cannot be used: a fault of this machine's setup,
+    never of the target."""
 
 
 @dataclass(frozen=True)
