@@ -31,6 +31,9 @@ for tool in slapd ldapsearch dovecot postfix nginx nft openssl ip; do
 done
 [ -x /usr/lib/news/bin/nnrpd ] || { echo "CI: nnrpd (inn2) is missing after install" >&2; exit 1; }
 
-python3 -m pip install -q --disable-pip-version-check -e '.[test]'
+# Everything Python goes into .venv: a system Python may refuse pip (PEP 668).
+source scripts/venv.sh
+"$VENV/bin/python" -m pip install -q --disable-pip-version-check -e '.[test]'
+export PATH="$VENV/bin:$PATH"
 
-exec python3 -m pytest -q "$@"
+exec "$VENV/bin/python" -m pytest -q "$@"
