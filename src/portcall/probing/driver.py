@@ -6,7 +6,7 @@ import asyncio
 import ssl
 from dataclasses import dataclass, field
 
-from portcall.probing.errors import Phase, classify
+from portcall.probing.errors import Phase, ProbeFailure, classify
 from portcall.probing.stream import Stream, TlsSession
 from portcall.protocols.base import (
     Done,
@@ -17,6 +17,7 @@ from portcall.protocols.base import (
     ServiceInfo,
     StartTLS,
 )
+from portcall.protocols.products import product_from_text
 
 
 @dataclass
@@ -33,6 +34,35 @@ class _Progress:
     phase: Phase = Phase.CONNECT
 
 
+@dataclass(frozen=True)
+class RawHello:
+    """Read the certificate with this ClientHello of portcall's own instead of an `ssl`
+    handshake (for suites no TLS library here has); what runs behind TLS is not spoken to."""
+
+    hello: bytes
+    #: From the first byte, or (False) when the handshake asks for STARTTLS.
+    implicit: bool
+
+
+class HandshakeFailed(Exception):
+    """The TLS handshake failed with `cause` (an `ssl.SSLError`, or the connection dropped).
+
+    Left unclassified: the caller decides whether another hello deserves a try, then
+    `verdict()` asks the one table in `portcall.probing.errors`.
+    """
+
+    def __init__(self, cause: OSError, phase: Phase, first_bytes: bytes, connection: Connection):
+        super().__init__(str(cause))
+        self.cause = cause
+        self.phase = phase
+        self.first_bytes = first_bytes
+        self.connection = connection
+
+    def verdict(self) -> ProbeFailure:
+        where = self.connection
+        return classify(self.cause, self.phase, self.first_bytes, where.timeout, where.address)
+
+
 @dataclass
 class Connection:
     """Where to connect and how to wrap it."""
@@ -45,29 +75,38 @@ class Connection:
     #: ... or upgrade with this one when the handshake asks for STARTTLS.
     starttls: ssl.SSLContext | None = None
     server_hostname: str = ""
+    #: Peek at the certificate with a hello of portcall's own instead of either context.
+    raw_hello: RawHello | None = None
 
 
 async def converse(connection: Connection, handshake: Handshake) -> Conversation:
     """Connect, run `handshake` to its end, and close. Any failure is a `ProbeFailure`.
 
-    `ssl.SSLError`s are let through unclassified: the caller decides whether another TLS
-    context deserves a try before the error becomes a verdict.
+    TLS handshake failures are raised as `HandshakeFailed`, unclassified: the caller decides
+    whether another TLS context deserves a try before the error becomes a verdict.
     """
     progress = _Progress()
     stream: Stream | None = None
     try:
         async with asyncio.timeout(connection.timeout):
             stream = await Stream.connect(connection.address, connection.port)
+            raw = connection.raw_hello
+            if raw is not None and raw.implicit:
+                progress.phase = Phase.TLS
+                session = await stream.peek_tls(raw.hello)
+                return Conversation(_unspoken(handshake), session, dict(stream.timings))
             if connection.implicit_tls is not None:
                 progress.phase = Phase.TLS
                 await stream.start_tls(connection.implicit_tls, connection.server_hostname)
             progress.phase = Phase.CONVERSATION
             info, tls = await _pump(stream, handshake, connection, progress)
         return Conversation(info, tls, dict(stream.timings))
-    except ssl.SSLError:
-        raise
+    except ssl.SSLError as exc:
+        raise HandshakeFailed(exc, progress.phase, handshake.first_bytes, connection) from exc
     except (OSError, TimeoutError, RemoteProtocolError) as exc:
         first = handshake.first_bytes
+        if progress.phase is Phase.TLS and isinstance(exc, ConnectionError):
+            raise HandshakeFailed(exc, progress.phase, first, connection) from exc
         raise classify(exc, progress.phase, first, connection.timeout, connection.address) from exc
     finally:
         if stream is not None:
@@ -85,6 +124,10 @@ async def _pump(
         if isinstance(event, Send):
             await stream.send(event.data)
         elif isinstance(event, StartTLS):
+            if connection.raw_hello is not None:
+                progress.phase = Phase.TLS
+                session = await stream.peek_tls(connection.raw_hello.hello)
+                return _unspoken(handshake, starttls=True), session
             if connection.starttls is None:
                 raise LocalProtocolError("the handshake asked for STARTTLS, but none was set up")
             progress.phase = Phase.TLS
@@ -94,3 +137,18 @@ async def _pump(
             handshake.tls_started()
         else:
             handshake.receive_data(await stream.receive())
+
+
+def _unspoken(handshake: Handshake, *, starttls: bool = False) -> ServiceInfo:
+    """What a connection whose TLS was only peeked at showed of the service: with STARTTLS,
+    the plaintext part up to the upgrade; with implicit TLS, nothing."""
+    line = handshake.first_bytes.split(b"\n", 1)[0].strip().decode("ascii", "replace")
+    banner = line if line.isprintable() and starttls else None
+    info = ServiceInfo(handshake.protocol, product=product_from_text(banner), banner=banner)
+    if starttls:
+        info.starttls_offered = True
+        info.notes.append(
+            "STARTTLS was accepted; what follows it was not checked, as the TLS handshake "
+            "could not be finished"
+        )
+    return info

@@ -68,6 +68,8 @@ def classify(
     if isinstance(exc, ProbeFailure):
         return exc
     if isinstance(exc, RemoteProtocolError):
+        if phase is Phase.TLS:  # portcall's own hello met an alert or a non-TLS answer
+            return ProbeFailure(Verdict.TLS_FAILED, f"TLS handshake failed: {exc}")
         return _remote(exc, first_bytes)
     if isinstance(exc, TimeoutError):
         return _timeout(phase, first_bytes, timeout)
@@ -170,5 +172,50 @@ def _os_error(exc: OSError, phase: Phase, first_bytes: bytes, address: str | Non
 
 
 def _ssl_reason(exc: ssl.SSLError) -> str:
+    if isinstance(exc, ssl.SSLCertVerificationError) and exc.verify_message:
+        return f"certificate verification failed ({exc.verify_message})"
     reason = exc.reason or exc.strerror or str(exc)
     return str(reason).replace("_", " ").lower()
+
+
+class Sighting(StrEnum):
+    """What a second look (or a certificate-only peek) found where the expected handshake
+    failed: each becomes one verdict through `sighted`."""
+
+    PLAINTEXT_FOR_TLS = "plaintext-for-tls"
+    TLS_FOR_PLAINTEXT = "tls-for-plaintext"
+    SPEAKS_SECOND = "speaks-second"
+    #: Implicit TLS whose certificate was read but whose handshake no TLS library here can
+    #: finish: the service behind it was never spoken to, so it is not proven. (Behind
+    #: STARTTLS the plaintext part proves the service, and the probe is judged `ok`.)
+    TLS_UNFINISHED = "tls-unfinished"
+
+
+_SIGHTINGS: dict[Sighting, tuple[Verdict, str]] = {
+    Sighting.PLAINTEXT_FOR_TLS: (
+        Verdict.WRONG_PROTOCOL,
+        "plaintext {what} answered where TLS was expected from the first byte",
+    ),
+    Sighting.TLS_FOR_PLAINTEXT: (
+        Verdict.WRONG_PROTOCOL,
+        "TLS ({what}) answered from the first byte where plaintext was expected",
+    ),
+    Sighting.SPEAKS_SECOND: (
+        Verdict.WRONG_PROTOCOL,
+        "{what} answered a request, but said nothing first as {expected} would",
+    ),
+    Sighting.TLS_UNFINISHED: (
+        Verdict.TLS_FAILED,
+        "the certificate was read, but no TLS library here can finish a handshake with "
+        "{what}, so the {expected} service behind TLS could not be checked",
+    ),
+}
+
+
+def sighted(sighting: Sighting, what: str, expected: str = "") -> ProbeFailure:
+    """The verdict for `sighting`; `what` names what answered, `expected` what should have."""
+    verdict, template = _SIGHTINGS[sighting]
+    detected = {Sighting.TLS_FOR_PLAINTEXT: "TLS", Sighting.TLS_UNFINISHED: None}.get(
+        sighting, what
+    )
+    return ProbeFailure(verdict, template.format(what=what, expected=expected), detected)

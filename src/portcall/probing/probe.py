@@ -5,18 +5,28 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from portcall.catalog import PortEntry, TlsMode
-from portcall.probing.driver import Connection, Conversation, converse
-from portcall.probing.errors import ProbeFailure
+from portcall.probing.driver import Connection, Conversation, HandshakeFailed, RawHello, converse
+from portcall.probing.errors import ProbeFailure, Sighting, sighted
 from portcall.probing.reasons import failure_reason, ok_reason
 from portcall.probing.sniffing import name_plaintext_service, name_tls_service
+from portcall.probing.stream import TlsSession
 from portcall.protocols import client_for
 from portcall.protocols.base import ProbeOptions
 from portcall.tls.assess import assess, tls_facts
-from portcall.tls.context import classify_verify_error, client_context, is_protocol_mismatch
+from portcall.tls.context import (
+    classify_verify_error,
+    client_context,
+    is_protocol_mismatch,
+    is_version_intolerance,
+    legacy_cause,
+    wants_raw_hello,
+)
+from portcall.tls.facts import LegacyCause
+from portcall.tls.rawhello import TLS1_0, TLS1_2, client_hello
 from portcall.verdicts import LocalFault, Result, Verdict
 
 #: One probe may take this many times --timeout in all, across TLS retries and second looks.
@@ -46,13 +56,23 @@ class Endpoint:
 
 @dataclass
 class _TlsState:
-    """Where the probe stands on the ladder of TLS contexts."""
+    """Where the probe stands on the ladder of TLS contexts, and why it stepped down."""
 
     deadline: float
     verify: bool = True
     legacy: bool = False
+    #: The fallback hello: TLS 1.0 at most, for a server that dropped a current one.
+    tls1_only: bool = False
+    #: portcall's own hello, for suites no `ssl` context here has (RC4, 3DES).
+    raw_hello: bool = False
     trust_error: str | None = None
     chain_trusted: bool = False
+    causes: list[LegacyCause] = field(default_factory=list)
+
+    def step_down(self, cause: LegacyCause) -> bool:
+        self.legacy = True
+        self.causes.append(cause)
+        return True
 
     def time_left(self, timeout: float) -> float:
         """Seconds the next connection may take: `timeout`, less near the probe's deadline."""
@@ -113,52 +133,93 @@ def _record(
     result.timings.update(conversation.timings)
     session = conversation.tls
     if session is not None:
-        result.tls = tls_facts(
-            version=session.version,
-            cipher=session.cipher,
-            der=session.der,
-            legacy=state.legacy,
-            trusted=state.verify or state.chain_trusted,
-            trust_error=state.trust_error,
-            checked_name=_checked_name(endpoint, settings),
-        )
-        result.findings = assess(
-            result.tls, now=datetime.now(UTC), expiring_days=settings.expiring_days
-        )
+        _record_tls(result, endpoint, settings, session, state)
     result.reason = ok_reason(entry, result)
+    if session is not None and not session.finished and entry.tls is TlsMode.IMPLICIT:
+        cipher = session.cipher[0] if session.cipher else "its suites"
+        failure = sighted(Sighting.TLS_UNFINISHED, cipher, entry.label)
+        result.verdict = failure.verdict
+        result.reason = failure_reason(entry, failure)
+
+
+def _record_tls(
+    result: Result, endpoint: Endpoint, settings: Settings, session: TlsSession, state: _TlsState
+) -> None:
+    """TLS facts and findings. A certificate read from portcall's own hello (an unfinished
+    handshake) gets no trust verdict: nothing proved the server holds its key."""
+    result.tls = tls_facts(
+        version=session.version,
+        cipher=session.cipher,
+        der=session.der,
+        legacy=state.legacy,
+        legacy_causes=state.causes,
+        trusted=(state.verify or state.chain_trusted) if session.finished else None,
+        trust_error=state.trust_error if session.finished else None,
+        checked_name=_checked_name(endpoint, settings),
+    )
+    if not session.finished:
+        result.tls.notes.append(UNVERIFIED_CHAIN)
+    result.findings = assess(
+        result.tls, now=datetime.now(UTC), expiring_days=settings.expiring_days
+    )
+
+
+#: Why a certificate read from portcall's own hello carries no trust verdict.
+UNVERIFIED_CHAIN = (
+    "the chain was not verified: it was read from the server's hello, and the handshake that "
+    "would have proven the server holds the key could not be finished"
+)
 
 
 async def _climb_tls_ladder(
     endpoint: Endpoint, entry: PortEntry, settings: Settings
 ) -> tuple[Conversation, _TlsState]:
     """Talk to the port, stepping down from a verifying modern TLS context to an unverified
-    legacy one as the server requires, so that a certificate is always read when there is one."""
+    legacy one, a TLS 1.0 fallback and portcall's own hello as the server requires, so that
+    a certificate is always read when there is one. All steps share one deadline."""
     state = _TlsState(asyncio.get_running_loop().time() + settings.timeout * PROBE_BUDGET)
     while True:
         try:
             conversation = await _attempt(endpoint, entry, settings, state)
             return conversation, state
-        except ssl.SSLCertVerificationError as err:
-            if is_protocol_mismatch(err) and not state.legacy:
-                # A 1024-bit key or a SHA-1 signature: refused at today's security level,
-                # usual on Exchange 2000/2003. The legacy context judges the chain instead.
-                state.legacy = True
-                continue
-            if not state.verify:
-                raise ProbeFailure(Verdict.TLS_FAILED, f"TLS failed: {err.verify_message}") from err
-            failure = classify_verify_error(err)
-            state.verify = False
-            state.trust_error = failure.message
-            state.chain_trusted = failure.chain_trusted
-        except ssl.SSLError as err:
-            if state.legacy or not is_protocol_mismatch(err):
-                raise await _tls_failure(
-                    endpoint, entry, state.time_left(settings.timeout), err
-                ) from err
-            state.legacy = True
+        except HandshakeFailed as failed:
+            if not _retry(state, failed.cause):
+                left = state.time_left(settings.timeout)
+                raise await _tls_failure(endpoint, entry, left, failed) from failed.cause
         except ProbeFailure as failure:
             left = state.time_left(settings.timeout)
             raise await _explain_silence(endpoint, entry, left, failure) from failure
+
+
+def _retry(state: _TlsState, err: OSError) -> bool:
+    """Whether another rung deserves a try after `err`; moves `state` there if so."""
+    if isinstance(err, ssl.SSLCertVerificationError):
+        return _retry_verification(state, err)
+    if is_version_intolerance(err) and not state.tls1_only and not state.raw_hello:
+        state.tls1_only = True
+        return state.step_down(LegacyCause.VERSION_INTOLERANT)
+    if not isinstance(err, ssl.SSLError) or not is_protocol_mismatch(err):
+        return False
+    if not state.legacy:
+        return state.step_down(legacy_cause(err))
+    if wants_raw_hello(err) and not state.raw_hello:
+        state.raw_hello = True
+        return state.step_down(LegacyCause.OLD_CIPHERS)
+    return False
+
+
+def _retry_verification(state: _TlsState, err: ssl.SSLCertVerificationError) -> bool:
+    if is_protocol_mismatch(err) and not state.legacy:
+        # A 1024-bit key or a SHA-1 signature: refused at today's security level, usual on
+        # Exchange 2000/2003. The legacy context judges the rest of the chain.
+        return state.step_down(legacy_cause(err))
+    if not state.verify:
+        return False
+    failure = classify_verify_error(err)
+    state.verify = False
+    state.trust_error = failure.message
+    state.chain_trusted = failure.chain_trusted
+    return True
 
 
 async def _attempt(
@@ -166,7 +227,12 @@ async def _attempt(
 ) -> Conversation:
     context = None
     if entry.tls is not TlsMode.NONE:
-        context = client_context(verify=state.verify, legacy=state.legacy, cafile=settings.cafile)
+        context = client_context(
+            verify=state.verify,
+            legacy=state.legacy,
+            cafile=settings.cafile,
+            tls1_only=state.tls1_only,
+        )
     implicit = entry.tls is TlsMode.IMPLICIT
     connection = Connection(
         address=endpoint.address,
@@ -175,6 +241,7 @@ async def _attempt(
         implicit_tls=context if implicit else None,
         starttls=context if entry.tls is TlsMode.STARTTLS else None,
         server_hostname=_sni(endpoint, settings),
+        raw_hello=_raw_hello(endpoint, settings, state, implicit=implicit),
     )
     options = ProbeOptions(
         host=endpoint.host,
@@ -187,21 +254,26 @@ async def _attempt(
     return await converse(connection, client_for(entry.protocol, options))
 
 
+def _raw_hello(
+    endpoint: Endpoint, settings: Settings, state: _TlsState, *, implicit: bool
+) -> RawHello | None:
+    if not state.raw_hello:
+        return None
+    version = TLS1_0 if state.tls1_only else TLS1_2
+    return RawHello(client_hello(version, _sni(endpoint, settings)), implicit=implicit)
+
+
 async def _tls_failure(
-    endpoint: Endpoint, entry: PortEntry, timeout: float, err: ssl.SSLError
+    endpoint: Endpoint, entry: PortEntry, timeout: float, failed: HandshakeFailed
 ) -> ProbeFailure:
     """A TLS handshake that failed for good: if plaintext answers instead, that is the fault."""
-    failure = ProbeFailure(Verdict.TLS_FAILED, _describe_ssl_error(err))
-    if entry.tls is not TlsMode.IMPLICIT:
-        return failure
+    failure = failed.verdict()
+    if entry.tls is not TlsMode.IMPLICIT or not isinstance(failed.cause, ssl.SSLError):
+        return failure  # a dropped connection: no plaintext service does that to a hello
     detected = await name_plaintext_service(endpoint.address, entry.port, timeout)
     if detected is None or detected == "TLS":
         return failure  # a TLS alert: TLS does answer, it only refused this handshake
-    return ProbeFailure(
-        Verdict.WRONG_PROTOCOL,
-        f"plaintext {detected} answered where TLS was expected from the first byte",
-        detected,
-    )
+    return sighted(Sighting.PLAINTEXT_FOR_TLS, detected)
 
 
 async def _explain_silence(
@@ -214,18 +286,11 @@ async def _explain_silence(
     if entry.tls is not TlsMode.IMPLICIT:
         version = await name_tls_service(endpoint.address, entry.port, timeout)
         if version is not None:
-            detail = f"TLS ({version}) answered from the first byte where plaintext was expected"
-            return replace(failure, verdict=Verdict.WRONG_PROTOCOL, detail=detail, detected="TLS")
+            return sighted(Sighting.TLS_FOR_PLAINTEXT, version)
     detected = await name_plaintext_service(endpoint.address, entry.port, timeout)
     if detected is None or detected == "TLS":
         return failure
-    detail = f"{detected} answered a request, but said nothing first as {entry.label} would"
-    return replace(failure, verdict=Verdict.WRONG_PROTOCOL, detail=detail, detected=detected)
-
-
-def _describe_ssl_error(err: ssl.SSLError) -> str:
-    reason = str(err.reason or err).replace("_", " ").lower()
-    return f"TLS handshake failed ({reason})"
+    return sighted(Sighting.SPEAKS_SECOND, detected, entry.label)
 
 
 def _sni(endpoint: Endpoint, settings: Settings) -> str:

@@ -7,8 +7,10 @@ import contextlib
 import ssl
 
 from portcall.probing.stream import Stream
+from portcall.protocols.base import RemoteProtocolError
 from portcall.protocols.sniff import identify
 from portcall.tls.context import client_context
+from portcall.tls.rawhello import TLS1_0, client_hello
 
 #: How long to wait for a server-first banner before nudging the peer with a request.
 BANNER_WAIT = 1.0
@@ -36,16 +38,29 @@ async def name_plaintext_service(address: str, port: int, timeout: float) -> str
 
 
 async def name_tls_service(address: str, port: int, timeout: float) -> str | None:
-    """The TLS version when the port completes a TLS handshake from the first byte, else None."""
-    stream: Stream | None = None
-    context = client_context(verify=False, legacy=True)
+    """The TLS version when the port answers a TLS hello from the first byte, else None.
+
+    A server the legacy context cannot finish a handshake with (one dropping a current hello,
+    one with only RC4/3DES) gets a TLS 1.0 hello of portcall's own; both share `timeout`.
+    """
     try:
         async with asyncio.timeout(timeout):
-            stream = await Stream.connect(address, port)
-            await stream.start_tls(context, "")
-            session = stream.tls_session()
-            return session.version if session else None
-    except (OSError, TimeoutError, ssl.SSLError):
+            version = await _tls_version(address, port, raw=False)
+            return version or await _tls_version(address, port, raw=True)
+    except TimeoutError:
+        return None
+
+
+async def _tls_version(address: str, port: int, *, raw: bool) -> str | None:
+    stream: Stream | None = None
+    try:
+        stream = await Stream.connect(address, port)
+        if raw:
+            return (await stream.peek_tls(client_hello(TLS1_0))).version
+        await stream.start_tls(client_context(verify=False, legacy=True), "")
+        session = stream.tls_session()
+        return session.version if session else None
+    except (OSError, ssl.SSLError, RemoteProtocolError):
         return None
     finally:
         if stream is not None:

@@ -8,6 +8,8 @@ import ssl
 import time
 from dataclasses import dataclass, field
 
+from portcall.tls.rawhello import FlightReader, ServerFlight
+
 #: How much one read may return; a reply larger than the handshake's limit is cut off there.
 READ_SIZE = 16 * 1024
 
@@ -19,6 +21,14 @@ class TlsSession:
     version: str | None
     cipher: tuple[str, str, int] | None
     der: bytes | None
+    #: False when the certificate was read from the server's first answer to portcall's own
+    #: hello and the handshake was left unfinished (`Stream.peek_tls`).
+    finished: bool = True
+
+    @classmethod
+    def from_flight(cls, flight: ServerFlight) -> TlsSession:
+        cipher = (flight.suite_name, flight.version_name, flight.bits)
+        return cls(flight.version_name, cipher, flight.chain[0], finished=False)
 
 
 @dataclass
@@ -69,6 +79,20 @@ class Stream:
             cipher=ssl_object.cipher(),
             der=ssl_object.getpeercert(binary_form=True),
         )
+
+    async def peek_tls(self, hello: bytes) -> TlsSession:
+        """Send `hello` (from `portcall.tls.rawhello.client_hello`) and read the server's
+        answer up to its certificate; the handshake is abandoned there, so the stream is
+        left unusable and closed with an abort."""
+        start = time.perf_counter()
+        self.broken = True
+        await self.send(hello)
+        reader = FlightReader()
+        flight = None
+        while flight is None:
+            flight = reader.receive_data(await self.receive())
+        self.timings["tls"] = time.perf_counter() - start
+        return TlsSession.from_flight(flight)
 
     async def send(self, data: bytes) -> None:
         self.writer.write(data)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from portcall.tls.certs import CertificateError, facts_from_certificate, load_certificate
-from portcall.tls.context import is_time_only
-from portcall.tls.facts import CertificateFacts, TlsFacts
+from portcall.tls.context import UNTRUSTED_ERRORS, is_time_only
+from portcall.tls.facts import CertificateFacts, LegacyCause, TlsFacts
 from portcall.tls.names import match_name, parse_ip
 from portcall.verdicts import Finding, FindingCode
 
@@ -22,6 +23,7 @@ def tls_facts(
     trusted: bool | None,
     trust_error: str | None,
     checked_name: str | None,
+    legacy_causes: list[LegacyCause] | None = None,
 ) -> TlsFacts:
     """What `SSLObject.version()`, `.cipher()` and `.getpeercert(True)` said, made into facts.
 
@@ -32,6 +34,7 @@ def tls_facts(
         version=version or "unknown",
         cipher=cipher[0] if cipher else "unknown",
         legacy=legacy,
+        legacy_causes=list(legacy_causes or []),
         trusted=trusted,
         trust_error=trust_error,
         checked_name=checked_name,
@@ -116,11 +119,58 @@ def _self_signed() -> Finding:
 
 
 def _legacy(tls: TlsFacts) -> Finding:
-    return Finding(
-        FindingCode.TLS_LEGACY,
-        f"only legacy TLS works ({tls.version}, {tls.cipher}); current clients refuse it: "
-        f"enable TLS 1.2 on the server or move the service to a newer one",
+    """One finding that names every reason the probe stepped down, each with its remedy."""
+    causes = tls.legacy_causes or [LegacyCause.PROTOCOL]
+    worked = f"{tls.version}, {tls.cipher}"
+    key = tls.certificate.key if tls.certificate else "unknown key"
+    return Finding(FindingCode.TLS_LEGACY, "; ".join(_CAUSES[c](worked, key) for c in causes))
+
+
+def _old_protocol(worked: str, key: str) -> str:
+    return (
+        f"only legacy TLS works ({worked}); current clients refuse it: enable TLS 1.2 on the "
+        "server or move the service to a newer one"
     )
+
+
+def _intolerant(worked: str, key: str) -> str:
+    return (
+        f"the server drops the connection on a current TLS hello and answers only a TLS 1.0 "
+        f"one ({worked}), as version-intolerant stacks and middleboxes do; current clients do "
+        "not fall back: update the server's TLS stack or the device in front of it, and enable "
+        "TLS 1.2"
+    )
+
+
+def _weak(code: int) -> _Wording:
+    def wording(worked: str, key: str) -> str:
+        advice = UNTRUSTED_ERRORS[code]
+        return (
+            f"the chain is accepted only below today's security level ({worked}, {key}): {advice}"
+        )
+
+    return wording
+
+
+def _old_ciphers(worked: str, key: str) -> str:
+    return (
+        f"the server offers only RC4/3DES-era suites ({worked}), which current clients and TLS "
+        "libraries refuse; the certificate was read from the server's hello, the handshake "
+        "not finished: enable AES suites on the server (Windows Server 2003 needs the update "
+        "that adds them) or move the service to a newer one"
+    )
+
+
+_Wording = Callable[[str, str], str]
+
+_CAUSES: dict[LegacyCause, _Wording] = {
+    LegacyCause.PROTOCOL: _old_protocol,
+    LegacyCause.VERSION_INTOLERANT: _intolerant,
+    LegacyCause.WEAK_KEY: _weak(66),
+    LegacyCause.WEAK_CA_KEY: _weak(67),
+    LegacyCause.WEAK_SIGNATURE: _weak(68),
+    LegacyCause.OLD_CIPHERS: _old_ciphers,
+}
 
 
 def _date(moment: datetime) -> str:

@@ -1,9 +1,13 @@
 """Client SSL contexts, and what their handshake failures mean.
 
-Two contexts exist. The modern one is Python's client default (TLS 1.2 or newer, security
+Three contexts exist. The modern one is Python's client default (TLS 1.2 or newer, security
 level 2). The legacy one reaches what Exchange 2000/2003 run on (IIS 5/6 Schannel: TLS 1.0,
 1024-bit keys, SHA-1, no RFC 5746 secure renegotiation); the caller tries it only when the
 modern handshake failed in a way `is_protocol_mismatch` accepts, and reports `tls-legacy`.
+The fallback one is the legacy one capped at TLS 1.0 with the fewest extensions OpenSSL lets
+go of: the hello a browser sent after a server dropped its first one (`is_version_intolerance`).
+When even the legacy one finds no common suite (`wants_raw_hello`), the caller reads the
+certificate with a hello of its own (`portcall.tls.rawhello`).
 
 Host names are matched by `portcall.tls.names`, never by OpenSSL, so `check_hostname` is off.
 Certificate dates are judged from the certificate too (see `_skip_time_check`).
@@ -19,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from portcall.tls.facts import LegacyCause
 from portcall.verdicts import LocalFault
 
 #: X509_V_FLAG_NO_CHECK_TIME (OpenSSL 1.1.0+): verify the chain but not the dates.
@@ -56,7 +61,33 @@ MISMATCH_REASONS: Final = frozenset(
 
 #: X509_V_ERR_EE_KEY_TOO_SMALL, _CA_KEY_TOO_SMALL, _CA_MD_TOO_WEAK: verification failed only
 #: because of the security level, which the legacy context lowers.
-WEAK_CRYPTO_CODES: Final = frozenset({66, 67, 68})
+WEAK_CRYPTO_CAUSES: Final = {
+    66: LegacyCause.WEAK_KEY,
+    67: LegacyCause.WEAK_CA_KEY,
+    68: LegacyCause.WEAK_SIGNATURE,
+}
+WEAK_CRYPTO_CODES: Final = frozenset(WEAK_CRYPTO_CAUSES)
+
+#: OpenSSL reasons after which a server may still answer portcall's own hello: no suite in
+#: common (a server offering only RC4/3DES alerts handshake_failure or insufficient_security),
+#: or a version OpenSSL 3 no longer speaks (SSL 3.0). Not WRONG_VERSION_NUMBER: that is
+#: mostly plaintext, which no hello helps with.
+RAW_HELLO_REASONS: Final = frozenset(
+    {
+        "SSLV3_ALERT_HANDSHAKE_FAILURE",
+        "TLSV1_ALERT_INSUFFICIENT_SECURITY",
+        "NO_SHARED_CIPHER",
+        "NO_CIPHERS_AVAILABLE",
+        "TLSV1_ALERT_PROTOCOL_VERSION",
+        "UNSUPPORTED_PROTOCOL",
+    }
+)
+
+#: SSL_OP_NO_ENCRYPT_THEN_MAC (OpenSSL 1.1.1+) and SSL_OP_NO_EXTENDED_MASTER_SECRET (3.0+):
+#: not exported by Python 3.11's ssl; the values are OpenSSL's. With OP_NO_TICKET they keep
+#: extensions a TLS 1.0-era stack never saw out of the fallback hello.
+NO_ENCRYPT_THEN_MAC: Final = 1 << 19
+NO_EXTENDED_MASTER_SECRET: Final = 1 << 0
 
 #: X509_V_ERR_CERT_NOT_YET_VALID and X509_V_ERR_CERT_HAS_EXPIRED: everything but the dates
 #: verified (OpenSSL checks signatures and issuers before validity).
@@ -102,17 +133,24 @@ class VerifyFailure:
     message: str
 
 
-def client_context(*, verify: bool, legacy: bool, cafile: str | None = None) -> ssl.SSLContext:
-    """A shared, cached client context; do not change it after getting it."""
-    return _build_context(verify, legacy, cafile if verify else None)
+def client_context(
+    *, verify: bool, legacy: bool, cafile: str | None = None, tls1_only: bool = False
+) -> ssl.SSLContext:
+    """A shared, cached client context; do not change it after getting it. `tls1_only` (with
+    `legacy`) gives the fallback context for version-intolerant servers."""
+    return _build_context(verify, legacy, cafile if verify else None, legacy and tls1_only)
 
 
 @functools.lru_cache(maxsize=16)
-def _build_context(verify: bool, legacy: bool, cafile: str | None) -> ssl.SSLContext:
+def _build_context(
+    verify: bool, legacy: bool, cafile: str | None, tls1_only: bool
+) -> ssl.SSLContext:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname = False
     if legacy:
         _allow_legacy(ctx)
+    if tls1_only:
+        _cap_at_tls1(ctx)
     if verify:
         ctx.verify_mode = ssl.CERT_REQUIRED
         _load_trust(ctx, cafile)
@@ -132,6 +170,13 @@ def _allow_legacy(ctx: ssl.SSLContext) -> None:
     ctx.maximum_version = ssl.TLSVersion.TLSv1_2
     ctx.set_ciphers(LEGACY_CIPHERS)
     ctx.options |= LEGACY_SERVER_CONNECT
+
+
+def _cap_at_tls1(ctx: ssl.SSLContext) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        ctx.maximum_version = ssl.TLSVersion.TLSv1
+    ctx.options |= ssl.OP_NO_TICKET | NO_ENCRYPT_THEN_MAC | NO_EXTENDED_MASTER_SECRET
 
 
 def _skip_time_check(ctx: ssl.SSLContext) -> None:
@@ -195,3 +240,23 @@ def is_protocol_mismatch(err: ssl.SSLError) -> bool:
     if isinstance(err, ssl.SSLCertVerificationError):
         return err.verify_code in WEAK_CRYPTO_CODES
     return err.reason in MISMATCH_REASONS
+
+
+def legacy_cause(err: ssl.SSLError) -> LegacyCause:
+    """Why `err`, accepted by `is_protocol_mismatch`, sends the probe to the legacy context."""
+    if isinstance(err, ssl.SSLCertVerificationError):
+        return WEAK_CRYPTO_CAUSES.get(err.verify_code, LegacyCause.PROTOCOL)
+    return LegacyCause.PROTOCOL
+
+
+def is_version_intolerance(err: BaseException) -> bool:
+    """True when the server dropped the connection on the hello without a TLS alert, as
+    version-intolerant stacks did; browsers then retried with a TLS 1.0 hello."""
+    return isinstance(err, ConnectionResetError | BrokenPipeError | ssl.SSLEOFError)
+
+
+def wants_raw_hello(err: BaseException) -> bool:
+    """True when the legacy context failed in a way portcall's own hello may get past."""
+    if isinstance(err, ssl.SSLCertVerificationError):
+        return False
+    return isinstance(err, ssl.SSLError) and err.reason in RAW_HELLO_REASONS

@@ -4,6 +4,24 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from enum import StrEnum
+
+
+class LegacyCause(StrEnum):
+    """Why the probe had to step down from a current TLS client to reach the server."""
+
+    #: The current hello was refused: TLS 1.0/1.1 only, old ciphers, no secure renegotiation.
+    PROTOCOL = "protocol"
+    #: The connection was dropped (reset or closed, no alert) on a current hello; a TLS 1.0
+    #: hello was answered: a version-intolerant stack, or a middlebox in front of the server.
+    VERSION_INTOLERANT = "version-intolerant"
+    #: The chain verifies only below today's security level (OpenSSL verify codes 66, 67, 68).
+    WEAK_KEY = "weak-key"
+    WEAK_CA_KEY = "weak-ca-key"
+    WEAK_SIGNATURE = "weak-signature"
+    #: Only suites no TLS library here has (RC4, 3DES): certificate read from the server's
+    #: answer to portcall's own hello, the handshake never finished.
+    OLD_CIPHERS = "old-ciphers"
 
 
 @dataclass
@@ -31,6 +49,8 @@ class TlsFacts:
     cipher: str
     #: True when only the legacy context (TLS 1.0/1.1, old ciphers) could connect.
     legacy: bool = False
+    #: Why the probe stepped down, in the order it did; empty when it did not.
+    legacy_causes: list[LegacyCause] = field(default_factory=list)
     certificate: CertificateFacts | None = None
     #: None when not checked; False with `trust_error` saying why the chain failed.
     trusted: bool | None = None
