@@ -10,6 +10,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from portcall.tls.facts import LegacyCause
 from portcall.verdicts import FindingCode, Health, Severity, Verdict
 
 SCHEMA_FILE = Path(__file__).resolve().parent.parent / "docs" / "portcall.check-1.schema.json"
@@ -64,3 +65,4 @@ def test_the_schema_enums_are_the_vocabulary_of_verdicts_py() -> None:
     assert defs["finding"]["properties"]["code"]["enum"] == [str(c) for c in FindingCode]
     assert defs["finding"]["properties"]["severity"]["enum"] == [str(s) for s in Severity]
     assert defs["health"]["enum"] == [str(h) for h in Health]
+    assert defs["legacy_cause"]["enum"] == [str(c) for c in LegacyCause]
