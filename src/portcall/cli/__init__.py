@@ -13,7 +13,7 @@ from typing import NoReturn
 import click
 
 # The command modules register their commands on `app` when imported.
-from portcall.cli import catalog_cmd, check_cmd, responders_cmd
+from portcall.cli import catalog_cmd, check_cmd, plan_cmd, responders_cmd
 from portcall.cli.group import (
     EXIT_FAILURES,
     EXIT_HEALTHY,
@@ -37,6 +37,7 @@ __all__ = [
     "catalog_cmd",
     "check_cmd",
     "main",
+    "plan_cmd",
     "responders_cmd",
 ]
 
