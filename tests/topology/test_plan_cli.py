@@ -129,7 +129,8 @@ def test_the_installed_command_runs_end_to_end() -> None:
 def test_the_docs_show_the_example_and_lines_of_its_real_plan(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    docs = (EXAMPLES.parent / "docs" / "topology.md").read_text(encoding="utf-8")
+    docs = (EXAMPLES.parent / "README.md").read_text(encoding="utf-8")
+    docs = docs.split("## From topology to firewall", 1)[1]
     shown_yaml = docs.split("```yaml\n", 1)[1].split("```", 1)[0]
     assert yaml.safe_load(shown_yaml) == yaml.safe_load(Path(FRONTEND).read_text())
     shown_plan = docs.split("```text\n", 1)[1].split("```", 1)[0].splitlines()
