@@ -2,26 +2,62 @@
 
 Banners, capabilities and certificate fields are chosen by whoever runs the server. Printed as
 they are, an escape sequence could move the cursor, recolour or hide a line, or forge a row of
-the report; rich markup in them could restyle it. Every such character is shown as an escape.
+the report; an invisible or reordering character could make one name look like another; rich
+markup in them could restyle it. Every such character is shown as an escape, and so is the
+backslash itself, so that an escape on screen always stands for one character of the original:
+a banner holding the four characters ``\\x1b`` is shown as ``\\\\x1b``, never like an ESC.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 
-# C0 and C1 controls, DEL, and the Unicode bidirectional overrides and isolates that can make a
-# line read in another order than it is written (CVE-2021-42574).
-_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029]")
+#: ASCII text needs only these: C0 controls, DEL and the backslash.
+_UNSAFE_ASCII = re.compile(r"[\x00-\x1f\x7f\\]")
+
+#: Unicode categories never shown as they are: controls (C0, C1), format characters (bidi
+#: marks, overrides and isolates, U+061C, zero-width space/joiners, U+2060, U+FEFF, soft
+#: hyphen; CVE-2021-42574), surrogates, and the line and paragraph separators.
+_UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+
+#: Letters that render as nothing (Hangul fillers, Braille blank) and so can hide in a name.
+_INVISIBLE = frozenset("\u115f\u1160\u2800\u3164\uffa0")
 
 
-def _escape(match: re.Match[str]) -> str:
-    code = ord(match.group())
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+def _escape(char: str) -> str:
+    if char == "\\":
+        return "\\\\"
+    code = ord(char)
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+def _unsafe(char: str) -> bool:
+    return char in _INVISIBLE or unicodedata.category(char) in _UNSAFE_CATEGORIES
 
 
 def inert(text: object, limit: int = 400) -> str:
-    """`text` with every control character escaped, cut to `limit` characters."""
-    cleaned = _UNSAFE.sub(_escape, str(text))
-    if len(cleaned) > limit:
-        cleaned = cleaned[: limit - 1] + "…"
-    return cleaned
+    """`text` with every control, invisible or reordering character and every backslash
+    escaped, cut to `limit` characters (an ellipsis marks the cut)."""
+    raw = str(text)[: limit + 1]  # escaping only lengthens: no need to look further
+    if raw.isascii():
+        cleaned = _UNSAFE_ASCII.sub(lambda match: _escape(match.group()), raw)
+        if len(cleaned) <= limit:
+            return cleaned
+    pieces = [_escape(c) if c == "\\" or _unsafe(c) else c for c in raw]
+    return _cut(pieces, limit)
+
+
+def _cut(pieces: list[str], limit: int) -> str:
+    """The pieces joined, or as many as fit before an ellipsis: an escape is never split."""
+    if sum(map(len, pieces)) <= limit:
+        return "".join(pieces)
+    kept, used = [], 0
+    for piece in pieces:
+        if used + len(piece) > limit - 1:
+            break
+        kept.append(piece)
+        used += len(piece)
+    return "".join(kept) + "…"
