@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from typing import Any
 
 #: ASCII text needs only these: C0 controls, DEL and the backslash.
 _UNSAFE_ASCII = re.compile(r"[\x00-\x1f\x7f\\]")
@@ -61,3 +62,19 @@ def _cut(pieces: list[str], limit: int) -> str:
         kept.append(piece)
         used += len(piece)
     return "".join(kept) + "…"
+
+
+#: How much of one string value a machine-readable document keeps.
+DOCUMENT_LIMIT = 8192
+
+
+def inert_tree(value: Any, limit: int = DOCUMENT_LIMIT) -> Any:
+    """`value` (dicts, lists and scalars, as bound for JSON) with every string made inert, so
+    that a consumer printing a field (``jq -r``) prints no control or invisible character."""
+    if isinstance(value, str):
+        return inert(value, limit)
+    if isinstance(value, dict):
+        return {inert(k, limit): inert_tree(v, limit) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [inert_tree(item, limit) for item in value]
+    return value

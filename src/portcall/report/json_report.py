@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from portcall import __version__
+from portcall.report.inert import inert_tree
 from portcall.verdicts import (
     ABSENT,
     NOTHING_ANSWERS,
@@ -23,6 +24,13 @@ SCHEMA = "portcall.check/1"
 
 
 def result_to_dict(result: Result) -> dict[str, Any]:
+    """One result, every string in it inert: banners, capabilities, details, certificate
+    fields and the reasons that quote them are a peer's words (see report/inert.py)."""
+    document: dict[str, Any] = inert_tree(_fields(result))
+    return document
+
+
+def _fields(result: Result) -> dict[str, Any]:
     return {
         "host": result.host,
         "address": result.address,
@@ -52,7 +60,7 @@ def check_document(results: list[Result], *, catalog: str, started: datetime) ->
         "finished": datetime.now(UTC).isoformat(),
         "health": str(overall_health(results)),
         "results": [result_to_dict(r) for r in results],
-        "hosts": hosts_summary(results),
+        "hosts": inert_tree(hosts_summary(results)),
     }
 
 
