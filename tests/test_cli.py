@@ -243,13 +243,41 @@ USAGE: dict[str, tuple[Callable[[Path], list[object]], str, str]] = {
     ),
     "output-dir-missing": (
         lambda tmp: [*_closed(tmp), "-o", tmp / "nowhere" / "report.txt"],
-        "-o: cannot write",
-        "writable directory",
+        "-o: the directory",
+        "create it",
     ),
     "json-output-dir-missing": (
         lambda tmp: [*_closed(tmp), "--json", "-o", tmp / "nowhere" / "report.json"],
-        "-o: cannot write",
-        "writable directory",
+        "does not exist",
+        "create it",
+    ),
+    "output-is-a-directory": (
+        lambda tmp: [*_closed(tmp), "-o", tmp],
+        "is a directory",
+        "name a file",
+    ),
+    "json-output-is-a-directory": (
+        lambda tmp: [*_closed(tmp), "--json", "-o", tmp],
+        "is a directory",
+        "name a file",
+    ),
+    "ca-is-a-directory": (
+        lambda tmp: ["127.0.0.1", "--ca", tmp],
+        "--ca: cannot read",
+        "PEM file",
+    ),
+    "empty-target": (lambda _: [""], "an empty target", "--help"),
+    "name-with-spaces": (lambda _: ["mail server"], "is not a host name", "--help"),
+    "reversed-range": (
+        lambda _: ["127.0.0.1", "--ports", "995-990"],
+        "the range 995-990 runs backwards",
+        "990-995",
+    ),
+    "port-zero": (lambda _: ["127.0.0.1", "--ports", "0"], "'0' is not a port", "example"),
+    "port-too-big": (
+        lambda _: ["127.0.0.1", "--require", "70000"],
+        "--require: '70000' is not a port",
+        "example",
     ),
 }
 

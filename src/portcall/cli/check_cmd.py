@@ -21,6 +21,7 @@ from portcall.cli.common import (
     atomic_text,
     catalog_option,
     open_catalog,
+    output_option,
     parse_ports,
     ports_option,
     protocol_option,
@@ -95,7 +96,7 @@ _EXIT_FOR_HEALTH = {
     help="Warn when a certificate expires sooner than this.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Write the portcall.check/1 JSON document.")
-@click.option("-o", "--output", metavar="FILE", help="Write the report to FILE instead of stdout.")
+@output_option
 def check(
     targets: tuple[str, ...],
     catalog_path: str | None,
@@ -125,8 +126,6 @@ def check(
         raise UsageProblem(str(exc)) from exc
     if cafile is not None:
         _trust_store(cafile)
-    if output is not None:
-        _writable(output)
     required = _required(require_text, catalog, entries)
     settings = Settings(
         timeout=timeout, cafile=cafile, servername=servername, expiring_days=expiring_days
@@ -163,14 +162,6 @@ def _trust_store(cafile: str) -> None:
         raise UsageProblem(
             f"--ca: {exc}", "give a PEM file with one or more CA certificates"
         ) from exc
-
-
-def _writable(path: str) -> None:
-    parent = Path(path).parent
-    if not parent.is_dir() or not os.access(parent, os.W_OK):
-        raise UsageProblem(
-            f"-o: cannot write into '{parent}'", "give a file in a writable directory"
-        )
 
 
 def _required(text: str | None, catalog: Catalog, entries: list[PortEntry]) -> frozenset[int]:

@@ -13,6 +13,7 @@ import click
 
 from portcall.catalog import PROTOCOLS, Catalog, CatalogError, PortEntry, load_catalog
 from portcall.cli.group import EXIT_USAGE
+from portcall.verdicts import LocalFault
 
 
 class UsageProblem(click.UsageError):
@@ -76,6 +77,15 @@ def _parse_port_part(part: str, catalog: Catalog, option: str) -> list[int]:
             f"{option}: '{part}' is neither a port, a range nor a catalog key",
             f"catalog keys: {', '.join(e.key for e in catalog.entries)}",
         ) from None
+    if not (1 <= first <= 65535 and 1 <= last <= 65535):
+        raise UsageProblem(
+            f"{option}: '{part}' is not a port: ports run from 1 to 65535",
+            "example: --ports 25,443,993 or --ports smtp",
+        )
+    if first > last:
+        raise UsageProblem(
+            f"{option}: the range {part} runs backwards", f"write it as {last}-{first}"
+        )
     known = [e.port for e in catalog.entries if first <= e.port <= last]
     if not known:
         raise UsageProblem(
@@ -95,14 +105,49 @@ def select_entries(
     return entries
 
 
+def check_output_path(path: str, option: str = "-o") -> None:
+    """Refuse, before any work, an output path that cannot become a file: a directory, or a
+    place in a directory that does not exist or cannot be written."""
+    target = Path(path)
+    if target.is_dir():
+        raise UsageProblem(
+            f"{option}: '{path}' is a directory", f"name a file, such as {target / 'report'}"
+        )
+    parent = target.parent
+    if not parent.is_dir():
+        raise UsageProblem(
+            f"{option}: the directory '{parent}' does not exist", "create it, or name another"
+        )
+    if not os.access(parent, os.W_OK):
+        raise UsageProblem(
+            f"{option}: cannot write into '{parent}'", "give a file in a writable directory"
+        )
+
+
+def _output_callback(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is not None:
+        check_output_path(value, "-o")
+    return value
+
+
+output_option = click.option(
+    "-o",
+    "--output",
+    metavar="FILE",
+    callback=_output_callback,
+    help="Write to FILE instead of the screen (replaced whole, never left half-written).",
+)
+
+
 @contextmanager
 def atomic_text(path: str) -> Iterator[Any]:
     """Write to a temporary file beside `path` and rename it into place, so an interrupted
-    run never leaves half a report where a good one was."""
+    run, or a full disk, never leaves half a report where a good one was."""
+    check_output_path(path)
     target = Path(path)
     try:
         handle = tempfile.NamedTemporaryFile(  # noqa: SIM115 - renamed into place on success
-            "w", encoding="utf-8", dir=target.parent or ".", prefix=f".{target.name}.", delete=False
+            "w", encoding="utf-8", dir=target.parent, prefix=f".{target.name}.", delete=False
         )
     except OSError as exc:
         raise UsageProblem(f"-o: cannot write '{path}': {exc.strerror}") from exc
@@ -110,8 +155,11 @@ def atomic_text(path: str) -> Iterator[Any]:
         with handle:
             yield handle
         os.replace(handle.name, target)
-    except BaseException:
+    except BaseException as exc:
         Path(handle.name).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            kept = "the earlier file is unchanged" if target.exists() else "nothing was written"
+            raise LocalFault(f"cannot write {path} ({exc.strerror or exc}); {kept}") from exc
         raise
 
 

@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from portcall.cli.common import UsageProblem, write_atomically
+from portcall.cli.common import UsageProblem, output_option, write_atomically
 from portcall.cli.group import app
 from portcall.topology import Plan, TopologyError, build_plan, load_topology
 from portcall.topology.graph import plan_dot, plan_mermaid
@@ -26,7 +26,7 @@ _RENDER = {"json": plan_json, "dot": plan_dot, "mermaid": plan_mermaid}
     help="table (the default), json (portcall.plan/1), dot (Graphviz) or mermaid.",
 )
 @click.option("--json", "as_json", is_flag=True, help="The same as --format json.")
-@click.option("-o", "--output", metavar="FILE", help="Write to FILE instead of the screen.")
+@output_option
 def plan(topology: str, fmt: str | None, as_json: bool, output: str | None) -> None:
     """Show the flows the deployment in TOPOLOGY must allow: source, destination, port,
     the firewalls each flow crosses, and why (the rule and the catalog row).
