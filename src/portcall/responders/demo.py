@@ -153,19 +153,28 @@ def _outcome(verdict: Verdict, findings: frozenset[FindingCode] | list[str]) -> 
 def explanation(run: DemoRun) -> list[str]:
     """The lines under the report: each fault, what portcall saw, and what it shows."""
     lines = ["What the demo set up on purpose, and what it shows:"]
+    planned = 0
     for result in run.results:
         plan = run.planned(result.key)
         if plan is HEALTHY_ROW and plan.matches(result):
             continue
+        planned += plan is not HEALTHY_ROW
         seen = "seen" if plan.matches(result) else f"NOT seen (got {_got(result)})"
         entry = run.catalog.by_key(result.key)
         label = entry.label if entry else result.key
         lines.append(f"  {label} {plan.broken or 'was meant to be healthy'}:")
         lines.append(f"    {_outcome(plan.verdict, plan.findings)}, {seen}. {plan.shows}".rstrip())
     if run.as_planned:
-        lines.append("Demo healthy: each fault was found, and every other port is ok.")
+        lines.append(
+            f"Demo passed: portcall found all {planned} conditions set up on purpose, and every "
+            "other port is ok. The check's own health above says failures because of those "
+            "faults; the demo exits 0 because it saw exactly what was planned."
+        )
     else:
-        lines.append("Demo NOT as planned: portcall missed or misjudged the rows marked above.")
+        lines.append(
+            "Demo FAILED: portcall missed or misjudged the rows marked NOT seen above; the demo "
+            "exits 2."
+        )
     return lines
 
 
