@@ -107,9 +107,22 @@ class Channel(asyncio.Protocol):
         return data
 
     async def write(self, data: bytes) -> None:
+        self.send(data)
+        await self.drained()
+
+    def send(self, data: bytes) -> None:
+        """Queue `data`; see `writable` for whether the client keeps up with reading it."""
         if self._lost or self.transport is None or self.transport.is_closing():
             raise ConnectionResetError("the client has gone")
         self.transport.write(data)
+
+    @property
+    def writable(self) -> bool:
+        """False while our queued replies are above the transport's high-water mark."""
+        return self._writable.is_set()
+
+    async def drained(self) -> None:
+        """Return once the queued replies are below the high-water mark again."""
         await self._writable.wait()
 
     async def start_tls(self, context: ssl.SSLContext, timeout: float) -> None:

@@ -15,6 +15,9 @@ from portcall.report.inert import inert
 
 #: The most commands one log line shows; a chatty client gets "… and N more".
 HEARD_SHOWN = 12
+#: The most commands a record keeps; the rest are only counted, so that a client pipelining
+#: commands without end cannot grow the responder's memory.
+HEARD_KEPT = 100
 
 
 @dataclass
@@ -35,6 +38,8 @@ class ConnectionRecord:
     tls: str | None = None
     #: The client's commands as the handshake heard them (never credentials).
     heard: list[str] = field(default_factory=list)
+    #: Commands heard beyond the first `HEARD_KEPT`: counted, not kept.
+    heard_more: int = 0
     #: How it ended, in a few words.
     ended: str = ""
     duration: float = 0.0
@@ -49,12 +54,22 @@ class ConnectionRecord:
             "protocol": self.protocol,
             "tls": self.tls,
             "heard": list(self.heard),
+            "heard_more": self.heard_more,
             "ended": self.ended,
             "duration_ms": round(self.duration * 1000, 1),
         }
 
 
 ConnectionHook = Callable[[ConnectionRecord], None]
+
+
+def keep_heard(heard: list[str], record: ConnectionRecord) -> None:
+    """Count in `record`, rather than keep in `heard`, the commands past the first
+    `HEARD_KEPT`."""
+    extra = len(heard) - HEARD_KEPT
+    if extra > 0:
+        del heard[HEARD_KEPT:]
+        record.heard_more += extra
 
 
 def format_peer(address: str, port: int) -> str:
@@ -65,7 +80,7 @@ def _heard(record: ConnectionRecord) -> str:
     if not record.heard:
         return "nothing"
     shown = [inert(command, 80) for command in record.heard[:HEARD_SHOWN]]
-    extra = len(record.heard) - HEARD_SHOWN
+    extra = len(record.heard) - HEARD_SHOWN + record.heard_more
     text = " | ".join(shown)
     return f"{text} … and {extra} more" if extra > 0 else text
 

@@ -14,6 +14,7 @@ import asyncio
 import socket
 import ssl
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -32,7 +33,8 @@ from portcall.protocols.base import (
 )
 from portcall.responders.binding import BindError, bind_error, os_reason, reserve_port
 from portcall.responders.channel import Channel
-from portcall.responders.log import ConnectionHook, ConnectionRecord, format_peer
+from portcall.responders.log import ConnectionHook, ConnectionRecord, format_peer, keep_heard
+from portcall.responders.patience import YIELD_EVERY, Patience
 
 #: The name of the certificate a row presents unless a fault picks another.
 HOST_CERTIFICATE: Final = "host"
@@ -68,7 +70,12 @@ class ResponderConfig:
     hostname: str = "mail.example.test"
     profile: str = "exchange2003"
     max_connections: int = 256
-    #: Seconds a client may stay silent (or leave our replies unread) before it is closed.
+    #: Connections one client address may hold at once (None: only `max_connections` counts),
+    #: so that one flooding client cannot take every slot from the others.
+    max_per_client: int | None = None
+    #: Seconds a client may take to send its next whole command, counted from our last reply
+    #: (or to read a reply of ours), before it is closed: one that trickles a byte now and
+    #: then is as idle as one that stays silent.
     idle_timeout: float = 30.0
     #: Seconds a connection may last at all.
     lifetime: float = 300.0
@@ -79,6 +86,8 @@ class ResponderConfig:
             raise ValueError("at least one bind address is needed")
         if self.ephemeral and len(self.binds) > 1:
             raise ValueError("ephemeral ports need exactly one bind address")
+        if self.max_per_client is not None and self.max_per_client < 1:
+            raise ValueError("max_per_client must be at least 1")
         if self.profile not in PROFILES:
             raise ValueError(f"unknown profile {self.profile!r}; known: {', '.join(PROFILES)}")
 
@@ -105,6 +114,8 @@ class _Counters:
     served: int = 0
     turned_away: int = 0
     open_now: set[asyncio.Task[None]] = field(default_factory=set)
+    #: Open connections by client address.
+    by_client: Counter[str] = field(default_factory=Counter)
 
 
 class Responder:
@@ -229,19 +240,40 @@ class Responder:
     # -- connections -------------------------------------------------------------------------
 
     def _opened(self, row: _Row, channel: Channel) -> None:
-        if self._stopping or self.open_connections >= self.config.max_connections:
+        refusal = self._refusal(channel.peer[0])
+        if refusal is not None:
             # Over the limit a connection is closed at once: cheaper than any queue, and the
             # client sees a clean close rather than a hang.
             self._counters.turned_away += 1
             if channel.transport is not None:
                 channel.transport.close()
             record = self._record(row, channel)
-            record.ended = f"turned away: {self.open_connections} connections already open"
+            record.ended = f"turned away: {refusal}"
             self._report(record)
             return
+        address = channel.peer[0]
+        self._counters.by_client[address] += 1
         task = asyncio.get_running_loop().create_task(self._serve(row, channel))
         self._counters.open_now.add(task)
-        task.add_done_callback(self._counters.open_now.discard)
+        task.add_done_callback(partial(self._closed, address))
+
+    def _refusal(self, address: str) -> str | None:
+        """Why a new connection from `address` is turned away, or None to serve it."""
+        if self._stopping:
+            return "the responder is stopping"
+        if self.open_connections >= self.config.max_connections:
+            return f"{self.open_connections} connections already open"
+        limit = self.config.max_per_client
+        if limit is not None and self._counters.by_client[address] >= limit:
+            return f"{limit} connections already open from {address or 'this client'}"
+        return None
+
+    def _closed(self, address: str, task: asyncio.Task[None]) -> None:
+        counters = self._counters
+        counters.open_now.discard(task)
+        counters.by_client[address] -= 1
+        if counters.by_client[address] <= 0:
+            del counters.by_client[address]
 
     def _record(self, row: _Row, channel: Channel) -> ConnectionRecord:
         address, port = channel.peer
@@ -323,30 +355,56 @@ class Responder:
         self, row: _Row, channel: Channel, handshake: ServerHandshake, record: ConnectionRecord
     ) -> str:
         client_left = False
-        idle = self.config.idle_timeout
+        wait = Patience()
         while True:
             event = handshake.next_event()
+            keep_heard(handshake.heard, record)
             if event is CLOSE:
                 return "the client closed" if client_left else "the responder closed"
             if isinstance(event, Send):
-                await self._bounded(channel.write(event.data), f"our reply unread for {idle:g}s")
+                await self._reply(channel, event.data, wait)
             elif isinstance(event, StartTLS):
                 failure = await self._upgrade(row, channel, record)
                 if failure is not None:
                     return failure
                 handshake.tls_started()
+                wait.progress()
             elif client_left:
                 # The handshake wants more after the client's end: nothing more will come.
                 return "the client closed"
             else:
-                data = await self._bounded(channel.read(), f"idle for {idle:g}s")
+                data = await self._read(channel, wait)
                 client_left = not data
                 handshake.receive_data(data)
 
-    async def _bounded(self, step: Awaitable[_T], what: str) -> _T:
-        """`step`, unless it takes longer than the idle timeout."""
+    async def _reply(self, channel: Channel, data: bytes, wait: Patience) -> None:
+        """Send `data`; wait (under the idle timeout) only while the client leaves our replies
+        unread, and let other connections run now and then: a client that pipelines thousands
+        of commands in one read must neither hold the event loop nor pile up timers."""
+        channel.send(data)
+        wait.progress()
+        wait.replies += 1
+        if not channel.writable:
+            idle = self.config.idle_timeout
+            await self._bounded(channel.drained(), f"our reply unread for {idle:g}s")
+        elif wait.replies % YIELD_EVERY == 0:
+            await asyncio.sleep(0)
+
+    async def _read(self, channel: Channel, wait: Patience) -> bytes:
+        """The client's next bytes, unless its command is still unfinished when the idle
+        timeout, counted from our last reply, runs out (a slowloris client)."""
+        idle = self.config.idle_timeout
+        what = f"idle for {idle:g}s"
+        if wait.trickled:
+            what = f"no whole command within {idle:g}s ({wait.trickled} bytes trickled in)"
+        data = await self._bounded(channel.read(), what, wait.left(idle))
+        wait.trickled += len(data)
+        return data
+
+    async def _bounded(self, step: Awaitable[_T], what: str, within: float | None = None) -> _T:
+        """`step`, unless it takes longer than `within` (by default the idle timeout)."""
         try:
-            async with asyncio.timeout(self.config.idle_timeout):
+            async with asyncio.timeout(self.config.idle_timeout if within is None else within):
                 return await step
         except TimeoutError:
             raise _Stalled(what) from None
