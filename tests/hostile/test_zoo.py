@@ -95,10 +95,6 @@ CASES: Final[dict[str, Case]] = {
         ("reset",),
         "the service accepted, then reset the connection before a usable reply: nothing "
         "usable was said, and the reason must say it was a reset",
-        fails="probing/errors.py: a reset that asyncio reports while the connect completes "
-        "(OSError 'Connect call failed', ECONNRESET) is classed `unreachable` ('check the "
-        "routes'); when the greeting is read first it is `wrong-protocol` 'SMTP answered, "
-        "then reset', naming the expected protocol as the wrong one",
     ),
     "never-speaks": Case(
         "smtp",
@@ -130,9 +126,6 @@ CASES: Final[dict[str, Case]] = {
         ("tls handshake",),
         "half a ServerHello, then nothing: the server does speak TLS, so the port is not "
         "silent; the handshake failed (stalled) and the reason must not say 'no answer'",
-        fails="probing/errors.py `_timeout` maps every timeout in the TLS phase to `silent` "
-        "'no answer to the TLS handshake', and the driver does not tell a handshake that got "
-        "part of an answer from one that got none",
     ),
     "ldap-huge-length": Case(
         "ldap",
@@ -148,9 +141,6 @@ CASES: Final[dict[str, Case]] = {
         ("ldap",),
         "a value nested a thousand deep as constructed OCTET STRINGs: RFC 4511 section 5.1 "
         "allows only the primitive form, so this is no conforming LDAP server",
-        fails="protocols/ldap (client): pyasn1 with the rfc2251 schema accepts the "
-        "constructed OCTET STRING and returns its raw encoding, so the rootDSE's "
-        "namingContexts holds the nested BER headers as text and the port is `ok`",
     ),
     "ldap-many-attributes": Case(
         "ldap",

@@ -107,7 +107,10 @@ async def converse(connection: Connection, handshake: Handshake) -> Conversation
         first = handshake.first_bytes
         if progress.phase is Phase.TLS and isinstance(exc, ConnectionError):
             raise HandshakeFailed(exc, progress.phase, first, connection) from exc
-        raise classify(exc, progress.phase, first, connection.timeout, connection.address) from exc
+        expected = handshake.display_name
+        raise classify(
+            exc, progress.phase, first, connection.timeout, connection.address, expected
+        ) from exc
     finally:
         if stream is not None:
             await stream.close()

@@ -38,6 +38,8 @@ class ProbeFailure(Exception):
     verdict: Verdict
     detail: str
     detected: str | None = None
+    #: Where the probe stood when it failed (None: not from a connection, e.g. a second look).
+    phase: Phase | None = None
 
     def __str__(self) -> str:
         return f"{self.verdict}: {self.detail}"
@@ -62,17 +64,46 @@ def classify(
     first_bytes: bytes,
     timeout: float,
     address: str | None = None,
+    expected: str | None = None,
 ) -> ProbeFailure:
     """The verdict for `exc`, raised in `phase` on a connection to `address`, after the peer
-    sent `first_bytes`. A fault of this machine raises `LocalFault` instead: no verdict."""
+    sent `first_bytes` where `expected` (a protocol's display name) should have answered. A
+    fault of this machine raises `LocalFault` instead: no verdict."""
     if isinstance(exc, ProbeFailure):
         return exc
+    failure = _classify(exc, phase, Evidence(first_bytes, expected), timeout, address)
+    failure.phase = phase
+    return failure
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What the peer sent before things went wrong, and what should have sent it."""
+
+    first_bytes: bytes
+    expected: str | None = None
+
+    def detected(self) -> str | None:
+        """Who answered: another protocol by name, or the expected one, non-conforming."""
+        name = identify(self.first_bytes)
+        if name is not None and name == self.expected:
+            return f"a non-conforming {name} service"
+        return name
+
+    def same_service(self) -> bool:
+        """The expected protocol itself answered (it greeted), whatever went wrong later."""
+        return self.expected is not None and identify(self.first_bytes) == self.expected
+
+
+def _classify(
+    exc: BaseException, phase: Phase, evidence: Evidence, timeout: float, address: str | None
+) -> ProbeFailure:
     if isinstance(exc, RemoteProtocolError):
         if phase is Phase.TLS:  # portcall's own hello met an alert or a non-TLS answer
             return ProbeFailure(Verdict.TLS_FAILED, f"TLS handshake failed: {exc}")
-        return _remote(exc, first_bytes)
+        return _remote(exc, evidence)
     if isinstance(exc, TimeoutError):
-        return _timeout(phase, first_bytes, timeout)
+        return _timeout(phase, evidence, timeout)
     if isinstance(exc, socket.gaierror):
         return ProbeFailure(Verdict.UNRESOLVED, f"the name does not resolve ({exc.strerror})")
     if isinstance(exc, ssl.SSLError):
@@ -80,7 +111,7 @@ def classify(
     if isinstance(exc, ConnectionRefusedError):
         return ProbeFailure(Verdict.REFUSED, "the connection was refused (nothing listens)")
     if isinstance(exc, OSError):
-        return _os_error(exc, phase, first_bytes, address)
+        return _os_error(exc, phase, evidence, address)
     raise exc
 
 
@@ -115,23 +146,23 @@ def has_route(address: str) -> bool:
     return True
 
 
-def _remote(exc: RemoteProtocolError, first_bytes: bytes) -> ProbeFailure:
+def _remote(exc: RemoteProtocolError, evidence: Evidence) -> ProbeFailure:
     if isinstance(exc, WrongProtocol):
         return ProbeFailure(Verdict.WRONG_PROTOCOL, str(exc), exc.detected)
     if isinstance(exc, StartTLSUnavailable):
         return ProbeFailure(Verdict.NO_STARTTLS, str(exc))
     if isinstance(exc, ServiceRefused):
         return ProbeFailure(Verdict.REFUSED, str(exc))
-    detected = identify(first_bytes)
+    detected = evidence.detected()
     if isinstance(exc, ReplyTooLong) and detected:
         return ProbeFailure(Verdict.WRONG_PROTOCOL, f"{detected} answered ({exc})", detected)
     if isinstance(exc, PeerClosed):
-        said = "after a partial reply" if first_bytes else "without saying anything"
+        said = "after a partial reply" if evidence.first_bytes else "without saying anything"
         return ProbeFailure(Verdict.SILENT, f"the peer closed the connection {said}")
     return ProbeFailure(Verdict.WRONG_PROTOCOL, str(exc), detected)
 
 
-def _timeout(phase: Phase, first_bytes: bytes, timeout: float) -> ProbeFailure:
+def _timeout(phase: Phase, evidence: Evidence, timeout: float) -> ProbeFailure:
     if phase is Phase.CONNECT:
         return ProbeFailure(
             Verdict.FILTERED,
@@ -140,35 +171,60 @@ def _timeout(phase: Phase, first_bytes: bytes, timeout: float) -> ProbeFailure:
         )
     if phase is Phase.TLS:
         return ProbeFailure(Verdict.SILENT, f"no answer to the TLS handshake within {timeout:g}s")
-    detected = identify(first_bytes)
+    if evidence.same_service():
+        return ProbeFailure(
+            Verdict.SILENT,
+            f"the {evidence.expected} service greeted, then said nothing usable within "
+            f"{timeout:g}s",
+        )
+    detected = evidence.detected()
     if detected:
         return ProbeFailure(
             Verdict.WRONG_PROTOCOL, f"{detected} answered, then nothing usable", detected
         )
-    said = "a partial reply" if first_bytes else "nothing"
+    said = "a partial reply" if evidence.first_bytes else "nothing"
     return ProbeFailure(
         Verdict.SILENT, f"connected, but the service said {said} within {timeout:g}s"
     )
 
 
-def _os_error(exc: OSError, phase: Phase, first_bytes: bytes, address: str | None) -> ProbeFailure:
+def _os_error(
+    exc: OSError, phase: Phase, evidence: Evidence, address: str | None
+) -> ProbeFailure:
     fault = local_fault(exc, address)
     if fault is not None:
         raise fault from exc
     if exc.errno in _UNREACHABLE_ERRNOS:
         return ProbeFailure(Verdict.UNREACHABLE, f"no route to the host ({exc.strerror})")
-    if isinstance(exc, ConnectionResetError | BrokenPipeError) and phase is not Phase.CONNECT:
-        if phase is Phase.TLS:
-            return ProbeFailure(
-                Verdict.TLS_FAILED, "the connection was reset during the TLS handshake"
-            )
-        detected = identify(first_bytes)
-        if detected:
-            return ProbeFailure(
-                Verdict.WRONG_PROTOCOL, f"{detected} answered, then reset", detected
-            )
-        return ProbeFailure(Verdict.SILENT, "the connection was reset before a usable reply")
+    if _is_reset(exc):
+        return _reset(phase, evidence)
     return ProbeFailure(Verdict.UNREACHABLE, f"{exc.strerror or exc}")
+
+
+def _is_reset(exc: OSError) -> bool:
+    # asyncio reports a reset that arrives while the connect completes as a plain OSError
+    # ("Connect call failed") carrying ECONNRESET, not as ConnectionResetError.
+    return isinstance(exc, ConnectionResetError | BrokenPipeError) or exc.errno in (
+        errno.ECONNRESET,
+        errno.EPIPE,
+    )
+
+
+def _reset(phase: Phase, evidence: Evidence) -> ProbeFailure:
+    if phase is Phase.CONNECT:
+        return ProbeFailure(
+            Verdict.SILENT, "the connection was accepted, then reset at once (nothing was said)"
+        )
+    if phase is Phase.TLS:
+        return ProbeFailure(Verdict.TLS_FAILED, "the connection was reset during the TLS handshake")
+    if evidence.same_service():
+        return ProbeFailure(
+            Verdict.SILENT, f"the {evidence.expected} service greeted, then reset the connection"
+        )
+    detected = evidence.detected()
+    if detected:
+        return ProbeFailure(Verdict.WRONG_PROTOCOL, f"{detected} answered, then reset", detected)
+    return ProbeFailure(Verdict.SILENT, "the connection was reset before a usable reply")
 
 
 def _ssl_reason(exc: ssl.SSLError) -> str:
@@ -189,6 +245,9 @@ class Sighting(StrEnum):
     #: finish: the service behind it was never spoken to, so it is not proven. (Behind
     #: STARTTLS the plaintext part proves the service, and the probe is judged `ok`.)
     TLS_UNFINISHED = "tls-unfinished"
+    #: TLS answered a second look, but the handshake had stalled: part of an answer, then
+    #: nothing (or, behind STARTTLS, nothing after the service agreed to upgrade).
+    TLS_STALLED = "tls-stalled"
 
 
 _SIGHTINGS: dict[Sighting, tuple[Verdict, str]] = {
@@ -204,6 +263,10 @@ _SIGHTINGS: dict[Sighting, tuple[Verdict, str]] = {
         Verdict.WRONG_PROTOCOL,
         "{what} answered a request, but said nothing first as {expected} would",
     ),
+    Sighting.TLS_STALLED: (
+        Verdict.TLS_FAILED,
+        "TLS handshake stalled: {what}, then no more of the handshake within the deadline",
+    ),
     Sighting.TLS_UNFINISHED: (
         Verdict.TLS_FAILED,
         "the certificate was read, but no TLS library here can finish a handshake with "
@@ -215,7 +278,9 @@ _SIGHTINGS: dict[Sighting, tuple[Verdict, str]] = {
 def sighted(sighting: Sighting, what: str, expected: str = "") -> ProbeFailure:
     """The verdict for `sighting`; `what` names what answered, `expected` what should have."""
     verdict, template = _SIGHTINGS[sighting]
-    detected = {Sighting.TLS_FOR_PLAINTEXT: "TLS", Sighting.TLS_UNFINISHED: None}.get(
-        sighting, what
-    )
+    detected = {
+        Sighting.TLS_FOR_PLAINTEXT: "TLS",
+        Sighting.TLS_STALLED: "TLS",
+        Sighting.TLS_UNFINISHED: None,
+    }.get(sighting, what)
     return ProbeFailure(verdict, template.format(what=what, expected=expected), detected)

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 from portcall.catalog import PortEntry, TlsMode
 from portcall.probing.driver import Connection, Conversation, HandshakeFailed, RawHello, converse
-from portcall.probing.errors import ProbeFailure, Sighting, sighted
+from portcall.probing.errors import Phase, ProbeFailure, Sighting, sighted
 from portcall.probing.reasons import failure_reason, ok_reason
 from portcall.probing.sniffing import name_plaintext_service, name_tls_service
 from portcall.probing.stream import TlsSession
@@ -281,7 +281,11 @@ async def _explain_silence(
 ) -> ProbeFailure:
     """Silence where the server should speak first: TLS waiting for a ClientHello, or a
     client-speaks-first protocol such as HTTP waiting for a request. A second look names it."""
-    if failure.verdict is not Verdict.SILENT or entry.protocol not in SERVER_FIRST:
+    if failure.verdict is not Verdict.SILENT:
+        return failure
+    if failure.phase is Phase.TLS:
+        return await _explain_tls_silence(endpoint, entry, timeout, failure)
+    if entry.protocol not in SERVER_FIRST:
         return failure
     if entry.tls is not TlsMode.IMPLICIT:
         version = await name_tls_service(endpoint.address, entry.port, timeout)
@@ -291,6 +295,22 @@ async def _explain_silence(
     if detected is None or detected == "TLS":
         return failure
     return sighted(Sighting.SPEAKS_SECOND, detected, entry.label)
+
+
+async def _explain_tls_silence(
+    endpoint: Endpoint, entry: PortEntry, timeout: float, failure: ProbeFailure
+) -> ProbeFailure:
+    """A TLS handshake that got no further before the deadline. Behind STARTTLS the service
+    agreed to upgrade, so TLS stalled; on an implicit-TLS port a second look tells a server
+    that answers TLS (and stalled mid-handshake) from one that says nothing at all."""
+    if entry.tls is TlsMode.STARTTLS:
+        return sighted(Sighting.TLS_STALLED, "the service agreed to STARTTLS")
+    detected = await name_plaintext_service(endpoint.address, entry.port, timeout)
+    if detected == "TLS":
+        return sighted(Sighting.TLS_STALLED, "TLS answered")
+    if detected is not None:
+        return sighted(Sighting.PLAINTEXT_FOR_TLS, detected)
+    return failure
 
 
 def _sni(endpoint: Endpoint, settings: Settings) -> str:

@@ -11,10 +11,23 @@ def failure_reason(entry: PortEntry, failure: ProbeFailure) -> str:
     head = f"{entry.port} {failure.verdict}: {failure.detail}"
     if failure.verdict in (Verdict.REFUSED, Verdict.FILTERED) and entry.optional:
         return f"{head}. {entry.hint}"  # the hint of an optional row says why closed is fine
+    if failure.detected is not None and failure.detected.startswith(NON_CONFORMING):
+        return f"{head}. {_non_conforming(entry)}"
     advice = _ADVICE.get(failure.verdict)
     if advice is None:
         return f"{head}. {entry.hint}"
     return f"{head}. {advice(entry)}"
+
+
+#: How `detected` begins when the expected protocol itself answered, but broke its rules.
+NON_CONFORMING = "a non-conforming "
+
+
+def _non_conforming(entry: PortEntry) -> str:
+    return (
+        f"{entry.component} answers, but breaks its protocol: check the server's software and "
+        "any proxy or filter in front of it"
+    )
 
 
 def _refused(entry: PortEntry) -> str:
