@@ -152,6 +152,30 @@ def test_listen_prints_where_the_lab_ca_is(tmp_path: Path, env: dict[str, str]) 
     assert code == 0
 
 
+def test_max_per_client_turns_one_address_away_but_not_the_others(
+    env: dict[str, str],
+) -> None:
+    (port,) = free_ports(1)
+    args = ["--ports", "smtp", "--port-offset", str(port - 25), "--max-per-client", "2"]
+    with listening(args, env) as listener, contextlib.ExitStack() as held:
+        greedy = [
+            held.enter_context(socket.create_connection(("127.0.0.1", port), timeout=5))
+            for _ in range(3)
+        ]
+        banners = [client.recv(512) for client in greedy]
+        other = held.enter_context(
+            socket.create_connection(
+                ("127.0.0.1", port), timeout=5, source_address=("127.0.0.2", 0)
+            )
+        )
+        other_banner = other.recv(512)
+        code, lines = listener.stop()
+    assert [b.startswith(b"220 ") for b in banners] == [True, True, False]
+    assert other_banner.startswith(b"220 ")
+    assert code == 0
+    assert any("turned away" in line for line in lines), lines
+
+
 @pytest.mark.parametrize(
     ("profile", "expected"),
     [("exchange2003", b"6.0.3790"), ("exchange2000", b"5.0.2195"), ("neutral", b"")],

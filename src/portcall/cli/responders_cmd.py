@@ -66,7 +66,15 @@ from portcall.report.terminal import render
     type=click.FloatRange(0.1, 3600),
     default=30.0,
     show_default=True,
-    help="Seconds a silent client is kept.",
+    help="Seconds a client is kept without sending a whole command (a client that trickles "
+    "bytes counts as silent).",
+)
+@click.option(
+    "--max-per-client",
+    type=click.IntRange(0, 65536),
+    default=0,
+    show_default=True,
+    help="Connections one client address may hold at once (0: no limit but --max-connections).",
 )
 def listen(
     binds: tuple[str, ...],
@@ -81,6 +89,7 @@ def listen(
     cert_dir: str | None,
     max_connections: int,
     idle_timeout: float,
+    max_per_client: int,
 ) -> None:
     """Answer on every catalog port as the real service would, until Ctrl-C or SIGTERM.
 
@@ -110,6 +119,7 @@ def listen(
         hostname=name,
         profile=profile,
         max_connections=max_connections,
+        max_per_client=max_per_client or None,
         idle_timeout=idle_timeout,
     )
     try:
