@@ -156,6 +156,17 @@ def test_a_user_catalog_replaces_the_built_in_one(portcall: Cli, tmp_path: Path)
     assert ROW.findall(shown.out) == [("2525", "smtp"), ("9993", "imaps")]
 
 
+def test_a_user_catalog_is_shown_inert(portcall: Cli, tmp_path: Path) -> None:
+    row = SMTP_ROW.replace('component = "c"', 'component = "c\\u001b[31m\\u202e"')
+    path = tmp_path / "c.toml"
+    path.write_text(f'[catalog]\ntitle = "T\\u0007"\n[[port]]\n{row}', encoding="utf-8")
+    shown = portcall("ports", "--catalog", path)
+    assert shown.code == 0
+    assert "T\\x07 — 1 of 1 ports" in shown.out
+    assert "served by:   c\\x1b[31m\\u202e" in shown.out
+    assert not set("\x1b\x07\u202e") & set(shown.out)
+
+
 def test_ports_without_a_match_is_a_usage_error(portcall: Cli) -> None:
     shown = portcall("ports", "--port", "7")
     assert shown.code == 64
@@ -201,7 +212,7 @@ def test_a_broken_catalog_is_a_usage_error_naming_row_and_field(
     assert str(path) in error
     for word in words:
         assert word in error
-    assert "Hint: fix the row named above" in shown.err
+    assert "Hint: fix the catalog where the error says" in shown.err
     assert "Traceback" not in shown.err
     assert shown.out == ""
 
@@ -274,6 +285,27 @@ USAGE: dict[str, tuple[Callable[[Path], list[object]], str, str]] = {
         "990-995",
     ),
     "port-zero": (lambda _: ["127.0.0.1", "--ports", "0"], "'0' is not a port", "example"),
+    "timeout-nan": (
+        lambda _: ["127.0.0.1", "--timeout", "nan"],
+        "'nan' is not a number of seconds",
+        "--help",
+    ),
+    "half-a-range": (lambda _: ["127.0.0.1", "--ports", "25-"], "'25-' is neither", "smtp"),
+    "servername-with-space": (
+        lambda _: ["127.0.0.1", "--servername", "mail server"],
+        "--servername: 'mail server' is not a host name",
+        "one host name",
+    ),
+    "servername-empty": (
+        lambda _: ["127.0.0.1", "--servername", ""],
+        "--servername: an empty target",
+        "one host name",
+    ),
+    "servername-range": (
+        lambda _: ["127.0.0.1", "--servername", "192.0.2.0/30"],
+        "--servername: '192.0.2.0/30' is a range",
+        "one host name",
+    ),
     "port-too-big": (
         lambda _: ["127.0.0.1", "--require", "70000"],
         "--require: '70000' is not a port",
@@ -303,8 +335,9 @@ def test_ca_file_without_a_certificate_is_a_usage_error(portcall: Cli, tmp_path:
     catalog = write_catalog(tmp_path / "c.toml", {"pop3s": unused_port()})
     shown = portcall("check", "127.0.0.1", "--catalog", catalog, "--ca", not_a_cert)
     assert shown.code == 64
-    assert shown.err.startswith("Error: ")
-    assert "Hint: " in shown.err
+    assert shown.err.startswith(f"Error: --ca: CA file {not_a_cert}: holds no PEM or DER")
+    assert "Hint: give a PEM file with one or more CA certificates" in shown.err
+    assert "Traceback" not in shown.err
 
 
 # -- portcall check: exit codes and reports ------------------------------------------------
@@ -340,7 +373,8 @@ def test_failures_exit_2(portcall: Cli, servers: ServerThread, tmp_path: Path) -
 @pytest.mark.parametrize(
     # Without --require the refused port is information, but a host where nothing answers at
     # all is a warning of its own (a wrong address must not pass).
-    ("require", "code"), [([], 1), (["--require", "pop3"], 2), (["--require", "all"], 2)]
+    ("require", "code"),
+    [([], 1), (["--require", "pop3"], 2), (["--require", "all"], 2)],
 )
 def test_require_makes_a_refused_port_a_failure(
     portcall: Cli, tmp_path: Path, require: list[str], code: int
@@ -464,11 +498,15 @@ def test_plain_text_when_piped(healthy: list[str]) -> None:
 # -- peer text is shown, never obeyed ------------------------------------------------------
 
 ESCAPES = "\x1b[2J\x1b]0;owned\x07"
+#: Right-to-left override, left-to-right isolate, zero-width space and joiner, Arabic letter
+#: mark, byte order mark: each can reorder or hide what the reader sees.
+INVISIBLE = "\u202e\u2066\u200b\u200d\u061c\ufeff"
+SHOWN_INVISIBLE = "\\u202e\\u2066\\u200b\\u200d\\u061c\\ufeff"
 #: A greeting that would clear the screen, retitle the window, restyle the table and, after a
 #: carriage return, print over the start of its own line.
-EVIL_GREETING = f"-ERR {ESCAPES}[red]FAKE[/red]\rnothing wrong here\r\n".encode()
+EVIL_GREETING = f"-ERR {ESCAPES}[red]FAKE[/red]{INVISIBLE}\rnothing wrong here\r\n".encode()
 #: A certificate name with a newline: printed raw, it would add a row of its own.
-EVIL_NAME = f"{ESCAPES}x\n   25  ok        [green]fine[/green]"
+EVIL_NAME = f"{ESCAPES}x\n   25  ok  [green]ok[/green]{INVISIBLE}"
 
 
 @pytest.fixture
@@ -487,10 +525,10 @@ FORGED_ROW = re.compile(r"^[\W_]*25\W+ok\b", re.MULTILINE)
 
 
 def assert_inert(report: str) -> None:
-    for byte in ("\x1b", "\x07", "\r"):
-        assert byte not in report
+    for char in ("\x1b", "\x07", "\r", *INVISIBLE):
+        assert char not in report
     assert not FORGED_ROW.search(report)
-    for visible in ("\\x1b[2J", "\\x1b]0;owned\\x07", "[red]FAKE[/red]", "\\x0d"):
+    for visible in ("\\x1b[2J", "\\x1b]0;owned\\x07", "[red]FAKE[/red]", "\\x0d", SHOWN_INVISIBLE):
         assert visible in report
 
 
@@ -513,3 +551,28 @@ def test_rich_table_is_inert(evil: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     report = table.getvalue()
     assert "┃ port" in report
     assert_inert(report)
+
+
+def _strings(value: object) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for k, v in value.items() for s in (*_strings(k), *_strings(v))]
+    if isinstance(value, list):
+        return [s for item in value for s in _strings(item)]
+    return []
+
+
+def test_json_document_is_inert(portcall: Cli, evil: Path) -> None:
+    shown = portcall("check", "127.0.0.1", "--catalog", evil, "--servername", HOST, "--json")
+    assert shown.code == 2
+    for char in INVISIBLE:  # JSON itself would escape controls, but not these
+        assert char not in shown.out
+    document = json.loads(shown.out)
+    # What `jq -r` prints of every field: the strings, their JSON escapes undone.
+    printed = "\n".join(_strings(document))
+    assert_inert(printed)
+    results = {r["key"]: r for r in document["results"]}
+    assert SHOWN_INVISIBLE in results["pop3"]["reason"]
+    subject = results["pop3s"]["tls"]["certificate"]["subject"]
+    assert "\\x1b[2J" in subject and "\\x0a   25  ok" in subject

@@ -47,6 +47,12 @@ LISTEN = {
     "unknown-port-key": (lambda _: ["--ports", "nosuch"], "'nosuch' is neither"),
     "offset-out-of-range": (lambda _: ["--port-offset", "70000"], "70000"),
     "bad-profile": (lambda _: ["--profile", "exchange2019"], "exchange2019"),
+    "idle-timeout-nan": (lambda _: ["--idle-timeout", "nan"], "not a number of seconds"),
+    "empty-hostname": (lambda _: ["--hostname", ""], "--hostname is empty"),
+    "hostname-with-space": (lambda _: ["--hostname", "mail server"], "'mail server'"),
+    "empty-bind": (lambda _: ["--bind", ""], "--bind is empty"),
+    "offset-past-65535": (lambda _: ["--port-offset", "65000"], "above 65535"),
+    "cert-without-key": (lambda tmp: ["--cert", tmp / "x.txt"], "go together"),
 }
 
 
@@ -131,3 +137,27 @@ def test_a_read_only_file_system_is_refused_before_any_work(tmp_path: Path) -> N
     finally:
         subprocess.run(["umount", "-l", str(mount)], check=False)
     assert_error(done, EXIT_USAGE, "cannot write into")
+
+
+def test_an_error_about_a_hostile_path_is_printed_inert(tmp_path: Path) -> None:
+    """A directory named with an escape sequence: the error and its hint quote the name, and
+    neither may colour the terminal."""
+    directory = tmp_path / "out\x1b[31m"
+    directory.mkdir()
+    done = portcall("check", "127.0.0.1", "--ports", "25", "-o", directory)
+    assert_error(done, EXIT_USAGE, "is a directory", "out\\x1b[31m/report")
+    assert "\x1b" not in done.stderr
+
+
+@pytest.mark.parametrize("as_json", [[], ["--json"]], ids=["text", "json"])
+def test_check_on_a_full_disk_keeps_the_earlier_report(
+    small_disk: Path, as_json: list[str]
+) -> None:
+    report = small_disk / "report"
+    report.write_text("the earlier report\n", encoding="utf-8")
+    fill(small_disk)
+    # Every catalog port on loopback: answered or refused at once, then the report is written.
+    done = portcall("check", "127.0.0.1", "--timeout", "2", *as_json, "-o", report)
+    assert_error(done, EXIT_LOCAL, f"cannot write {report}", "No space left on device")
+    assert report.read_text(encoding="utf-8") == "the earlier report\n"
+    assert sorted(p.name for p in small_disk.iterdir()) == ["filler", "report"]

@@ -25,6 +25,10 @@ from portcall.report.inert import inert
         ("para\u2029graph", "para\\u2029graph"),
         ("fill\u3164er", "fill\\u3164er"),  # Hangul filler renders as nothing
         ("tag\U000e0041", "tag\\U000e0041"),  # Unicode tag character
+        ("ex\u034fample", "ex\\u034fample"),  # combining grapheme joiner renders as nothing
+        ("mail\ufe0f.test", "mail\\ufe0f.test"),  # variation selector
+        ("mail\U000e0100", "mail\\U000e0100"),  # supplementary variation selector
+        ("a\u180eb\u180bc", "a\\u180eb\\u180bc"),  # Mongolian vowel separator, selector
         ("Grüße, 日本", "Grüße, 日本"),  # ordinary letters stay as they are
     ],
 )

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import ssl
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -145,3 +147,23 @@ def test_default_directory_follows_xdg(monkeypatch: pytest.MonkeyPatch, tmp_path
     monkeypatch.delenv("XDG_DATA_HOME")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     assert default_lab_dir() == tmp_path / "home" / ".local" / "share" / "portcall" / "lab"
+
+
+def test_responders_started_together_share_one_lab_without_mismatched_pairs(
+    tmp_path: Path,
+) -> None:
+    # Several `portcall listen` processes (one per host of a test lab) start at once on one
+    # --cert-dir: each must end with a key that matches its certificate.
+    lab = tmp_path / "lab"
+    code = (
+        "import sys; from pathlib import Path;"
+        "from portcall.responders.certs import ensure_lab, server_context;"
+        "l = ensure_lab(Path(sys.argv[1]), 'mail.example.test');"
+        "server_context(l.host_cert, l.host_key); server_context(l.expired_cert, l.expired_key)"
+    )
+    runs = [
+        subprocess.Popen([sys.executable, "-c", code, str(lab)], stderr=subprocess.PIPE)
+        for _ in range(6)
+    ]
+    errors = [(run.wait(timeout=60), run.stderr.read() if run.stderr else b"") for run in runs]
+    assert errors == [(0, b"")] * 6

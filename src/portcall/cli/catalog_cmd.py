@@ -9,6 +9,7 @@ import click
 from portcall.catalog import PROTOCOLS, Catalog, PortEntry
 from portcall.cli.common import UsageProblem, catalog_option, open_catalog
 from portcall.cli.group import app
+from portcall.report.inert import inert
 
 
 @app.command()
@@ -32,17 +33,19 @@ def ports(catalog_path: str | None, protocol: str | None, port: int | None, as_j
 
 
 def _print_catalog(catalog: Catalog, entries: list[PortEntry]) -> None:
-    click.echo(f"{catalog.title or catalog.name} — {len(entries)} of {len(catalog.entries)} ports")
+    # A catalog file may come from elsewhere: its text is shown inert, like a server's.
+    title = inert(catalog.title or catalog.name)
+    click.echo(f"{title} — {len(entries)} of {len(catalog.entries)} ports")
     if catalog.source:
-        click.echo(f"Source: {catalog.source}")
+        click.echo(f"Source: {inert(catalog.source)}")
     for e in entries:
         tls = {"none": "", "starttls": ", STARTTLS", "implicit": ", TLS from the first byte"}[e.tls]
         optional = " (optional)" if e.optional else ""
-        click.echo(f"\n{e.port}/{e.transport}  {e.key}  {e.label}{tls}{optional}")
+        click.echo(f"\n{e.port}/{e.transport}  {inert(e.key)}  {e.label}{tls}{optional}")
         for label, text in (
             ("served by", e.component),
             ("purpose", e.description),
             ("needs", e.needs),
             ("if it fails", e.hint),
         ):
-            click.echo(f"  {label + ':':<12} {text}")
+            click.echo(f"  {label + ':':<12} {inert(text, 4000)}")

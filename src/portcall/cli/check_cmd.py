@@ -17,6 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from portcall.api import check_async
 from portcall.catalog import Catalog, PortEntry
 from portcall.cli.common import (
+    Seconds,
     UsageProblem,
     atomic_text,
     catalog_option,
@@ -31,7 +32,7 @@ from portcall.cli.common import (
 from portcall.cli.group import EXIT_FAILURES, EXIT_HEALTHY, EXIT_WARNINGS, app
 from portcall.probing.probe import Settings
 from portcall.probing.scheduler import Limits
-from portcall.probing.targets import TargetError, parse_targets
+from portcall.probing.targets import TargetError, parse_target, parse_targets
 from portcall.report.json_report import check_document, dumps
 from portcall.report.terminal import render, summary_line
 from portcall.tls.context import TrustStoreError, client_context
@@ -51,7 +52,7 @@ _EXIT_FOR_HEALTH = {
 @protocol_option
 @click.option(
     "--timeout",
-    type=click.FloatRange(0.1, 120),
+    type=Seconds(0.1, 120),
     default=5.0,
     show_default=True,
     help="Seconds one connection may take; a whole probe, TLS retries included, at most "
@@ -80,6 +81,7 @@ _EXIT_FOR_HEALTH = {
 @click.option(
     "--servername",
     metavar="NAME",
+    callback=lambda _ctx, _param, value: _servername(value),
     help="Name for SNI and the certificate check (default: the target as typed).",
 )
 @click.option(
@@ -146,6 +148,20 @@ def check(
     )
     _emit(results, catalog, as_json=as_json, output=output, started=started)
     sys.exit(_EXIT_FOR_HEALTH[overall_health(results)])
+
+
+def _servername(value: str | None) -> str | None:
+    """One host name or address: it goes into SNI and the certificate check as it is."""
+    if value is None:
+        return None
+    hint = "give one host name, such as mail.example.com"
+    try:
+        names = parse_target(value)
+    except TargetError as exc:
+        raise UsageProblem(f"--servername: {exc}", hint) from exc
+    if "/" in value or len(names) != 1:
+        raise UsageProblem(f"--servername: '{value}' is a range, not one name", hint)
+    return value
 
 
 def _readable(path: str, option: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 from collections.abc import Iterator
@@ -24,6 +25,19 @@ class UsageProblem(click.UsageError):
     def __init__(self, message: str, hint: str | None = None) -> None:
         super().__init__(message)
         self.hint = hint
+
+
+class Seconds(click.FloatRange):
+    """A number of seconds within a range; "nan", which every comparison lets through, is
+    refused as well."""
+
+    name = "number"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        seconds = super().convert(value, param, ctx)
+        if math.isnan(seconds):
+            self.fail(f"{value!r} is not a number of seconds", param, ctx)
+        return seconds
 
 
 catalog_option = click.option(
@@ -51,7 +65,9 @@ def open_catalog(path: str | None) -> Catalog:
         return load_catalog(path)
     except CatalogError as exc:
         raise UsageProblem(
-            str(exc), "fix the row named above; `portcall ports` shows the format"
+            str(exc),
+            "fix the catalog where the error says; `portcall ports --json` shows every field "
+            "of the built-in rows",
         ) from exc
 
 
@@ -70,8 +86,9 @@ def _parse_port_part(part: str, catalog: Catalog, option: str) -> list[int]:
     if entry is not None:
         return [entry.port]
     try:
-        low, _, high = part.partition("-")
-        first, last = int(low), int(high or low)
+        low, dash, high = part.partition("-")
+        first = int(low)
+        last = int(high) if dash else first  # "25-" is no range: int("") refuses it
     except ValueError:
         raise UsageProblem(
             f"{option}: '{part}' is neither a port, a range nor a catalog key",
@@ -150,7 +167,9 @@ def atomic_text(path: str) -> Iterator[Any]:
             "w", encoding="utf-8", dir=target.parent, prefix=f".{target.name}.", delete=False
         )
     except OSError as exc:
-        raise UsageProblem(f"-o: cannot write '{path}': {exc.strerror}") from exc
+        raise UsageProblem(
+            f"-o: cannot write '{path}': {exc.strerror}", "give a file in a writable directory"
+        ) from exc
     try:
         with handle:
             yield handle

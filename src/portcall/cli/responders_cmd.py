@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from portcall.cli.common import (
+    Seconds,
     UsageProblem,
     catalog_option,
     open_catalog,
@@ -23,6 +24,19 @@ from portcall.report.json_report import dumps
 from portcall.report.terminal import render
 
 
+def _not_blank(value: str | None, option: str) -> str | None:
+    """An option given as "" is a mistake (an unset variable), not a wish for the default."""
+    if value is not None and not value.strip():
+        raise UsageProblem(f"{option} is empty", f"give a value, or leave {option} out")
+    return value
+
+
+def _no_blank_binds(values: tuple[str, ...]) -> tuple[str, ...]:
+    for value in values:
+        _not_blank(value, "--bind")
+    return values
+
+
 @app.command()
 @click.option(
     "--bind",
@@ -31,6 +45,7 @@ from portcall.report.terminal import render
     default=("127.0.0.1",),
     show_default=True,
     metavar="ADDR",
+    callback=lambda _ctx, _param, values: _no_blank_binds(values),
     help="Listen on this address (repeatable; 0.0.0.0 or :: for every interface).",
 )
 @catalog_option
@@ -50,7 +65,12 @@ from portcall.report.terminal import render
     show_default=True,
     help="Answer like Exchange 2003, Exchange 2000, or a neutral server.",
 )
-@click.option("--hostname", metavar="NAME", help="Name in banners and the certificate.")
+@click.option(
+    "--hostname",
+    metavar="NAME",
+    callback=lambda _ctx, _param, value: _not_blank(value, "--hostname"),
+    help="Name in banners and the certificate.",
+)
 @click.option("--cert", metavar="FILE", help="Present this certificate (PEM) instead of the lab's.")
 @click.option("--key", metavar="FILE", help="The unencrypted private key (PEM) of --cert.")
 @click.option("--cert-dir", metavar="DIR", help="Keep the lab CA and certificates here.")
@@ -63,7 +83,7 @@ from portcall.report.terminal import render
 )
 @click.option(
     "--idle-timeout",
-    type=click.FloatRange(0.1, 3600),
+    type=Seconds(0.1, 3600),
     default=30.0,
     show_default=True,
     help="Seconds a client is kept without sending a whole command (a client that trickles "

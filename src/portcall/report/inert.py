@@ -22,8 +22,13 @@ _UNSAFE_ASCII = re.compile(r"[\x00-\x1f\x7f\\]")
 #: hyphen; CVE-2021-42574), surrogates, and the line and paragraph separators.
 _UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
 
-#: Letters that render as nothing (Hangul fillers, Braille blank) and so can hide in a name.
-_INVISIBLE = frozenset("\u115f\u1160\u2800\u3164\uffa0")
+#: Letters and marks that render as nothing and so can hide in a name: Hangul fillers, the
+#: Braille blank, the combining grapheme joiner, Khmer inherent vowels and variation selectors.
+_INVISIBLE = frozenset(
+    "\u115f\u1160\u2800\u3164\uffa0\u034f\u17b4\u17b5"
+    + "".join(map(chr, [*range(0x180B, 0x1810), *range(0xFE00, 0xFE10)]))
+    + "".join(map(chr, range(0xE0100, 0xE01F0)))
+)
 
 
 def _escape(char: str) -> str:

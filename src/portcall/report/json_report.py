@@ -1,6 +1,12 @@
 """The JSON document of a check run: a versioned schema, described in the README.
 
 Within one schema version fields are only ever added, never renamed or removed.
+
+Every string is inert (report/inert.py): a server's words arrive as text with its control,
+bidi and invisible characters, and any backslash, written as escapes, never as themselves.
+A consumer printing a field (``jq -r``) thus prints nothing a terminal would obey. The raw
+characters are not kept anywhere in the document, on purpose. Each string is cut at
+``inert.DOCUMENT_LIMIT`` characters.
 """
 
 from __future__ import annotations

@@ -9,10 +9,13 @@ expired certificate looks like to a client.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import ipaddress
 import os
 import ssl
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -96,14 +99,30 @@ def ensure_lab(directory: Path, hostname: str, *, now: datetime | None = None) -
     lab = LabCertificates(directory, hostname)
     try:
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        ca_cert, ca_key, fresh_ca = _ensure_ca(lab, now)
-        if fresh_ca or not _host_fits(lab.host_cert, ca_cert, hostname, now, expired=False):
-            _issue(lab.host_cert, lab.host_key, ca_cert, ca_key, hostname, now, expired=False)
-        if fresh_ca or not _host_fits(lab.expired_cert, ca_cert, hostname, now, expired=True):
-            _issue(lab.expired_cert, lab.expired_key, ca_cert, ca_key, hostname, now, expired=True)
+        with _locked(directory):
+            ca_cert, ca_key, fresh_ca = _ensure_ca(lab, now)
+            if fresh_ca or not _host_fits(lab.host_cert, ca_cert, hostname, now, expired=False):
+                _issue(lab.host_cert, lab.host_key, ca_cert, ca_key, hostname, now, expired=False)
+            if fresh_ca or not _host_fits(lab.expired_cert, ca_cert, hostname, now, expired=True):
+                _issue(
+                    lab.expired_cert, lab.expired_key, ca_cert, ca_key, hostname, now, expired=True
+                )
     except OSError as exc:
         raise LabError(f"cannot use the lab directory {directory}: {exc.strerror or exc}") from exc
     return lab
+
+
+@contextlib.contextmanager
+def _locked(directory: Path) -> Iterator[None]:
+    """Hold the lab directory's lock: responders started together (one per host of a lab)
+    must not each write a key and a certificate, and end with one's key beside the other's
+    certificate."""
+    with (directory / ".lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def server_context(cert: Path | str, key: Path | str) -> ssl.SSLContext:
