@@ -156,15 +156,28 @@ def test_a_user_catalog_replaces_the_built_in_one(portcall: Cli, tmp_path: Path)
     assert ROW.findall(shown.out) == [("2525", "smtp"), ("9993", "imaps")]
 
 
-def test_a_user_catalog_is_shown_inert(portcall: Cli, tmp_path: Path) -> None:
-    row = SMTP_ROW.replace('component = "c"', 'component = "c\\u001b[31m\\u202e"')
+@pytest.mark.parametrize(
+    ("head", "component", "words"),
+    [
+        ('title = "T\\u0007"', "c", "[catalog], field 'title'"),
+        ('title = "T"', "c\\u001b[31m\\u202e", "row 1 (smtp), field 'component'"),
+        ('title = "T"\nname = 5', "c", "[catalog], field 'name': must be a non-empty text"),
+        ('title = "T"\nowner = "x"', "c", "[catalog], field 'owner': unknown field"),
+    ],
+)
+def test_a_user_catalog_with_control_characters_or_bad_heads_is_refused(
+    portcall: Cli, tmp_path: Path, head: str, component: str, words: str
+) -> None:
+    # A catalog's words are printed in every report: escapes, bidi and zero-width characters
+    # (pasted by accident, or planted) are refused where they are written, with the field.
+    row = SMTP_ROW.replace('component = "c"', f'component = "{component}"')
     path = tmp_path / "c.toml"
-    path.write_text(f'[catalog]\ntitle = "T\\u0007"\n[[port]]\n{row}', encoding="utf-8")
+    path.write_text(f"[catalog]\n{head}\n[[port]]\n{row}", encoding="utf-8")
     shown = portcall("ports", "--catalog", path)
-    assert shown.code == 0
-    assert "T\\x07 — 1 of 1 ports" in shown.out
-    assert "served by:   c\\x1b[31m\\u202e" in shown.out
-    assert not set("\x1b\x07\u202e") & set(shown.out)
+    assert shown.code == 64, shown.out
+    assert words in shown.err
+    assert "control or invisible" in shown.err or "field" in shown.err
+    assert not set("\x1b\x07\u202e") & set(shown.err + shown.out)
 
 
 def test_ports_without_a_match_is_a_usage_error(portcall: Cli) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+import unicodedata
 from dataclasses import dataclass
 from enum import StrEnum
 from importlib import resources
@@ -123,19 +124,49 @@ def parse_catalog(text: str, origin: str = "catalog") -> Catalog:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise CatalogError(f"{origin}: not valid TOML: {exc}") from exc
-    head = data.get("catalog", {})
-    if not isinstance(head, dict):
-        raise CatalogError(f"{origin}: [catalog] must be a table")
+    unknown = sorted(set(data) - {"catalog", "port"})
+    if unknown:
+        raise CatalogError(
+            f"{origin}: unknown table '{unknown[0]}'; a catalog has [catalog] and [[port]]"
+        )
+    head = _head(data.get("catalog", {}), origin)
     rows = data.get("port")
     if not isinstance(rows, list) or not rows:
         raise CatalogError(f"{origin}: no [[port]] rows; a catalog needs at least one")
     entries = tuple(_entry(row, index, origin) for index, row in enumerate(rows, start=1))
     _check_unique(entries, origin)
     return Catalog(
-        name=str(head.get("name", Path(origin).stem)),
-        title=str(head.get("title", "")),
-        source=str(head.get("source", "")),
+        name=head.get("name", Path(origin).stem),
+        title=head.get("title", ""),
+        source=head.get("source", ""),
         entries=entries,
+    )
+
+
+_HEAD_FIELDS = ("name", "title", "source")
+
+
+def _head(head: Any, origin: str) -> dict[str, str]:
+    if not isinstance(head, dict):
+        raise CatalogError(f"{origin}: [catalog] must be a table")
+    for name, value in head.items():
+        where = f"{origin}: [catalog], field '{name}'"
+        if name not in _HEAD_FIELDS:
+            raise CatalogError(
+                f"{where}: unknown field; known fields are {', '.join(_HEAD_FIELDS)}"
+            )
+        if not isinstance(value, str) or not value.strip():
+            raise CatalogError(f"{where}: must be a non-empty text")
+        if not _printable(value):
+            raise CatalogError(f"{where}: holds a control or invisible character")
+    return {name: value.strip() for name, value in head.items()}
+
+
+def _printable(text: str) -> bool:
+    """No control, format (bidi, zero-width) or separator character: a catalog's words are
+    printed in reports and must read as they are written."""
+    return not any(
+        unicodedata.category(c) in ("Cc", "Cf", "Cs", "Zl", "Zp") for c in text if c != "\n"
     )
 
 
@@ -177,6 +208,8 @@ def _entry(row: Any, index: int, origin: str) -> PortEntry:
         value = row.get(name)
         if not isinstance(value, str) or not value.strip():
             raise fail(name, "must be a non-empty text")
+        if not _printable(value):
+            raise fail(name, "holds a control or invisible character")
         texts[name] = value.strip()
     flags = {}
     for name, default in (("tls_required", True), ("optional", False)):
