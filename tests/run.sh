@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
 
 packages=(slapd ldap-utils dovecot-imapd dovecot-pop3d postfix inn2 nginx-light nftables
-          openssl iproute2 procps graphviz)
+          openssl iproute2 procps graphviz iptables firewalld)
 missing=()
 for pkg in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
@@ -26,14 +26,15 @@ if [ -f /etc/news/inn.conf ] && ! grep -q '^domain:' /etc/news/inn.conf; then
   grep -q '^domain:' /etc/news/inn.conf || echo 'domain:                      portcall.test' >> /etc/news/inn.conf
 fi
 dpkg --configure -a </dev/null
-for tool in slapd ldapsearch dovecot postfix nginx nft openssl ip dot; do
+for tool in slapd ldapsearch dovecot postfix nginx nft openssl ip dot iptables-restore \
+            ip6tables-restore firewall-offline-cmd ss; do
   command -v "$tool" >/dev/null || { echo "CI: $tool is missing after install" >&2; exit 1; }
 done
 [ -x /usr/lib/news/bin/nnrpd ] || { echo "CI: nnrpd (inn2) is missing after install" >&2; exit 1; }
 
 # Everything Python goes into .venv: a system Python may refuse pip (PEP 668).
 source scripts/venv.sh
-"$VENV/bin/python" -m pip install -q --disable-pip-version-check -e '.[test]'
+"$VENV/bin/python" -m pip install -q --disable-pip-version-check -e '.[test,aerleon]'
 export PATH="$VENV/bin:$PATH"
 
 exec "$VENV/bin/python" -m pytest -q "$@"

@@ -3,6 +3,7 @@ never a traceback; a full disk loses no earlier report."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import uuid
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from portcall.cli.group import EXIT_LOCAL, EXIT_USAGE
+from portcall.cli.group import EXIT_BROKEN_PIPE, EXIT_LOCAL, EXIT_USAGE
 
 
 def portcall(*args: object, timeout: float = 30) -> subprocess.CompletedProcess[str]:
@@ -161,3 +162,23 @@ def test_check_on_a_full_disk_keeps_the_earlier_report(
     assert_error(done, EXIT_LOCAL, f"cannot write {report}", "No space left on device")
     assert report.read_text(encoding="utf-8") == "the earlier report\n"
     assert sorted(p.name for p in small_disk.iterdir()) == ["filler", "report"]
+
+
+def test_a_reader_that_leaves_early_ends_the_run_quietly() -> None:
+    # `portcall plan … | head -1`: a closed pipe is neither a traceback nor exit 1 ("warnings").
+    topology = Path(__file__).resolve().parents[2] / "examples" / "routing-groups.yml"
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before the first line
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "portcall", "plan", str(topology)],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+    assert done.returncode == EXIT_BROKEN_PIPE
+    assert done.stderr == ""

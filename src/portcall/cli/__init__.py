@@ -7,14 +7,18 @@ descriptors, no route from here, an unusable trust store), 130 interrupted.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
 from typing import NoReturn
 
 import click
+from click.utils import PacifyFlushWrapper
 
 # The command modules register their commands on `app` when imported.
-from portcall.cli import catalog_cmd, check_cmd, plan_cmd, responders_cmd
+from portcall.cli import audit_cmd, catalog_cmd, check_cmd, firewall_cmd, plan_cmd, responders_cmd
 from portcall.cli.group import (
+    EXIT_BROKEN_PIPE,
     EXIT_FAILURES,
     EXIT_HEALTHY,
     EXIT_INTERRUPTED,
@@ -27,6 +31,7 @@ from portcall.report.inert import inert
 from portcall.verdicts import LocalFault
 
 __all__ = [
+    "EXIT_BROKEN_PIPE",
     "EXIT_FAILURES",
     "EXIT_HEALTHY",
     "EXIT_INTERRUPTED",
@@ -34,19 +39,30 @@ __all__ = [
     "EXIT_USAGE",
     "EXIT_WARNINGS",
     "app",
+    "audit_cmd",
     "catalog_cmd",
     "check_cmd",
+    "firewall_cmd",
     "main",
     "plan_cmd",
     "responders_cmd",
 ]
 
 
+def _reader_left() -> NoReturn:
+    """The reader of our output went away (`portcall check … | head -1`): stop quietly with
+    the shell's code for SIGPIPE, never a traceback or the code for warnings."""
+    with contextlib.suppress(OSError, ValueError):
+        # Python's own flush at exit must not fail again on the closed pipe.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
+    sys.exit(EXIT_BROKEN_PIPE)
+
+
 def _fail_usage(exc: click.ClickException) -> NoReturn:
     click.echo(f"Error: {inert(exc.format_message())}", err=True)
     hint = getattr(exc, "hint", None)
     if hint:
-        click.echo(f"Hint: {hint}", err=True)
+        click.echo(f"Hint: {inert(hint)}", err=True)
     elif isinstance(exc, click.UsageError) and exc.ctx is not None:
         click.echo(f"Hint: run '{exc.ctx.command_path} --help' for the options.", err=True)
     sys.exit(EXIT_USAGE)
@@ -55,6 +71,14 @@ def _fail_usage(exc: click.ClickException) -> NoReturn:
 def main(argv: list[str] | None = None) -> None:
     try:
         app.main(args=argv, prog_name="portcall", standalone_mode=False)
+    except BrokenPipeError:
+        _reader_left()
+    except SystemExit as stop:
+        # click meets a closed pipe (EPIPE) itself: it wraps stdout to stay quiet and exits 1,
+        # which would read as "warnings".
+        if isinstance(sys.stdout, PacifyFlushWrapper):
+            _reader_left()
+        raise stop
     except click.exceptions.Abort:
         click.echo("Interrupted.", err=True)
         sys.exit(EXIT_INTERRUPTED)

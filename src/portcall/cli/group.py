@@ -17,6 +17,8 @@ EXIT_USAGE = 64
 #: This machine, not a target, kept the check from being made (EX_OSERR of sysexits.h).
 EXIT_LOCAL = 71
 EXIT_INTERRUPTED = 130
+#: The reader of the output went away (128 + SIGPIPE, as a shell reports it).
+EXIT_BROKEN_PIPE = 141
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

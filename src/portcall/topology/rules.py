@@ -41,8 +41,8 @@ SRS_PORT = 379
 
 RPC_WARNING = (
     "rpc-port is not set: Exchange reaches the domain controllers' directory on an RPC port "
-    "they choose at start-up; make it static on each DC (registry NTDS\\Parameters, "
-    "'TCP/IP Port', KB 224196) and give it as rpc-port"
+    "they choose at start-up; make it static on each DC (the value 'TCP/IP Port' of the "
+    "NTDS Parameters registry key, KB 224196) and give it as rpc-port"
 )
 
 
