@@ -40,6 +40,8 @@ class ProbeFailure(Exception):
     detected: str | None = None
     #: Where the probe stood when it failed (None: not from a connection, e.g. a second look).
     phase: Phase | None = None
+    #: For portcall's own defect (see `defect`): the exception, named, for the report.
+    internal_error: str | None = None
 
     def __str__(self) -> str:
         return f"{self.verdict}: {self.detail}"
@@ -74,6 +76,19 @@ def classify(
     failure = _classify(exc, phase, Evidence(first_bytes, expected), timeout, address)
     failure.phase = phase
     return failure
+
+
+def defect(bug: Exception) -> ProbeFailure:
+    """An exception no row of the table expects: a reply portcall's parsers could not take.
+    The closed vocabulary has no verdict for "portcall is wrong", so it is `wrong-protocol`
+    with a reason that says whose fault it is and what to send with a report."""
+    what = f"{type(bug).__name__}: {bug}"[:200]
+    return ProbeFailure(
+        Verdict.WRONG_PROTOCOL,
+        f"portcall could not make sense of the reply ({what}); this is a defect in portcall: "
+        "please report it with the server's banner",
+        internal_error=what,
+    )
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 from portcall.catalog import PortEntry, TlsMode
 from portcall.probing.driver import Connection, Conversation, HandshakeFailed, RawHello, converse
-from portcall.probing.errors import Phase, ProbeFailure, Sighting, sighted
+from portcall.probing.errors import Phase, ProbeFailure, Sighting, defect, sighted
 from portcall.probing.reasons import failure_reason, ok_reason
 from portcall.probing.sniffing import name_plaintext_service, name_tls_service
 from portcall.probing.stream import TlsSession
@@ -86,30 +86,21 @@ async def probe(endpoint: Endpoint, entry: PortEntry, settings: Settings) -> Res
     result = Result(endpoint.host, entry.port, entry.key, Verdict.OK, "", endpoint.address)
     try:
         conversation, state = await _climb_tls_ladder(endpoint, entry, settings)
-    except ProbeFailure as failure:
+    except LocalFault:
+        raise  # this machine's fault: no verdict about the target
+    except Exception as exc:
+        # A reply our parser could not take is our defect, not the peer's; one such port
+        # must not cost the results of all the others. The table decides either way.
+        failure = exc if isinstance(exc, ProbeFailure) else defect(exc)
         result.verdict = failure.verdict
         result.reason = failure_reason(entry, failure)
         result.protocol = failure.detected
-    except LocalFault:
-        raise  # this machine's fault: no verdict about the target
-    except Exception as bug:
-        # A reply our parser could not take is our defect, not the peer's; one such port
-        # must not cost the results of all the others.
-        _record_defect(result, entry, bug)
+        if failure.internal_error is not None:
+            result.details["internal_error"] = failure.internal_error
     else:
         _record(result, endpoint, entry, settings, conversation, state)
     result.timings["total"] = time.perf_counter() - start
     return result
-
-
-def _record_defect(result: Result, entry: PortEntry, bug: Exception) -> None:
-    result.verdict = Verdict.WRONG_PROTOCOL
-    what = f"{type(bug).__name__}: {bug}"[:200]
-    result.reason = (
-        f"{entry.port} {result.verdict}: portcall could not make sense of the reply ({what}); "
-        "this is a defect in portcall: please report it with the server's banner"
-    )
-    result.details["internal_error"] = what
 
 
 def _record(

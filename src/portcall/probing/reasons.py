@@ -11,6 +11,8 @@ def failure_reason(entry: PortEntry, failure: ProbeFailure) -> str:
     head = f"{entry.port} {failure.verdict}: {failure.detail}"
     if failure.verdict in (Verdict.REFUSED, Verdict.FILTERED) and entry.optional:
         return f"{head}. {entry.hint}"  # the hint of an optional row says why closed is fine
+    if failure.internal_error is not None:
+        return head  # portcall's own defect: no advice about the server fits
     if failure.detected is not None and failure.detected.startswith(NON_CONFORMING):
         return f"{head}. {_non_conforming(entry)}"
     advice = _ADVICE.get(failure.verdict)
