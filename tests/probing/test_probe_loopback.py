@@ -165,7 +165,7 @@ def test_service_that_accepts_and_says_nothing_is_silent() -> None:
 def test_err_greeting_is_refused_with_the_service_text() -> None:
     result, _ = run_probe(pop3(b"-ERR Too many connections from you\r\n"), "pop3", Settings())
     assert result.verdict is Verdict.REFUSED
-    assert "turned us away: -ERR Too many connections from you" in result.reason
+    assert 'turned us away: "-ERR Too many connections from you"' in result.reason
     assert result.health() is Health.HEALTHY
 
 

@@ -199,8 +199,8 @@ def test_our_client_names_each_profile(
         assert "global_catalog_ready" not in info.details
     else:
         assert info.details["global_catalog_ready"] is global_catalog
-    upgrades = ["EXTENDED 1.3.6.1.4.1.1466.20037", "SEARCH base='' scope=baseObject"]
-    expected = ["SEARCH base='' scope=baseObject", *(upgrades if offered else []), "UNBIND"]
+    upgrades = ["EXTENDED 1.3.6.1.4.1.1466.20037", 'SEARCH base="" scope=baseObject']
+    expected = ['SEARCH base="" scope=baseObject', *(upgrades if offered else []), "UNBIND"]
     assert hs.heard == expected
 
 
@@ -227,7 +227,7 @@ def test_rootdse_transcript_for_our_client() -> None:
         EOF_,
     ]
     hs = check_server(server, steps)
-    assert hs.heard == ["SEARCH base='' scope=baseObject", "UNBIND"]
+    assert hs.heard == ['SEARCH base="" scope=baseObject', "UNBIND"]
 
 
 def test_starttls_transcript() -> None:
@@ -241,7 +241,7 @@ def test_starttls_transcript() -> None:
         EOF_,
     ]
     hs = check_server(server, steps)
-    assert hs.heard == [f"EXTENDED {STARTTLS_OID}", "SEARCH base='' scope=baseObject"]
+    assert hs.heard == [f"EXTENDED {STARTTLS_OID}", 'SEARCH base="" scope=baseObject']
 
 
 def test_plaintext_pipelined_behind_starttls_is_dropped() -> None:
@@ -460,7 +460,7 @@ def test_other_searches_are_refused(profile: str, code: int, text: str) -> None:
     code_sent, text_sent = result(found[0][2])
     assert code_sent == code
     assert text_sent.startswith(text)
-    assert hs.heard[0] == f"SEARCH base='{BASE}' scope=wholeSubtree"
+    assert hs.heard[0] == f'SEARCH base="{BASE}" scope=wholeSubtree'
 
 
 def test_a_subtree_search_of_the_root_is_refused_too() -> None:

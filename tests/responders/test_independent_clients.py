@@ -266,7 +266,7 @@ def test_ldapsearch_reads_the_rootdse(
     check_ldapsearch_rootdse(ldapsearch(served, lab, tmp_path, mode), level="2")
     record = logged(served, key)
     upgrade = [f"EXTENDED {STARTTLS_OID}"] if mode == "starttls" else []
-    assert record.heard == [*upgrade, "BIND anonymous", "SEARCH base='' scope=baseObject", "UNBIND"]
+    assert record.heard == [*upgrade, "BIND anonymous", 'SEARCH base="" scope=baseObject', "UNBIND"]
     if mode != "plain":
         assert_tls(record)
     else:

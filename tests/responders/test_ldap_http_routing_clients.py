@@ -38,7 +38,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:ssl.match_hostname:DeprecationWa
 
 LOOPBACK = "127.0.0.1"
 TIMEOUT = 10  # seconds; ldap3 packs its receive timeout as an integer
-ROOTDSE_READ = "SEARCH base='' scope=baseObject"
+ROOTDSE_READ = 'SEARCH base="" scope=baseObject'
 
 
 @pytest.fixture
@@ -83,7 +83,7 @@ def test_ldap3_may_read_the_rootdse_but_not_search_without_a_bind(
         conn.unbind()
     heard = logged(served, "ldap").heard
     assert heard[:2] == ["BIND anonymous", ROOTDSE_READ]
-    assert heard[-2:] == ["SEARCH base='DC=example,DC=test' scope=wholeSubtree", "UNBIND"]
+    assert heard[-2:] == ['SEARCH base="DC=example,DC=test" scope=wholeSubtree', "UNBIND"]
 
 
 def test_ldap3_upgrades_the_global_catalog_with_starttls_then_binds(

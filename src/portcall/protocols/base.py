@@ -214,8 +214,11 @@ class SansIO(ABC):
     def read_until(self, separator: bytes = b"\r\n") -> Generator[NeedData, None, bytes]:
         """Bytes up to and including `separator`."""
         limit = self.reply_limit
+        # Resume the search where the last one stopped, so that a reply dripping in one byte
+        # at a time costs linear, not quadratic, time.
+        start = 0
         while True:
-            index = self._buffer.find(separator)
+            index = self._buffer.find(separator, min(start, len(self._buffer)))
             if index >= 0:
                 end = index + len(separator)
                 chunk = bytes(self._buffer[:end])
@@ -225,6 +228,7 @@ class SansIO(ABC):
                 raise ReplyTooLong(limit, bytes(self._buffer[:512]))
             if self._eof:
                 raise PeerClosed(bytes(self._buffer))
+            start = max(0, len(self._buffer) - len(separator) + 1)
             yield NEED_DATA
 
     def read_exactly(self, count: int) -> Generator[NeedData, None, bytes]:

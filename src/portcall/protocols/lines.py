@@ -26,6 +26,7 @@ from portcall.protocols.base import (
     ServiceInfo,
     StartTLSUnavailable,
 )
+from portcall.protocols.peertext import quoted
 
 _CODE_LINE = re.compile(r"^(\d{3})([ -]?)(.*)$")
 
@@ -49,14 +50,25 @@ class CodeReply:
         return 200 <= self.code < 400
 
 
+def spend(hs: Handshake, used: int, line: str) -> int:
+    """The bytes of one reply read so far, `line` included; ReplyTooLong once they pass the
+    reply limit, which bounds a multi-line reply as a whole, not only each of its lines."""
+    used += len(line) + 2
+    if used > hs.reply_limit:
+        raise ReplyTooLong(hs.reply_limit, line[:512].encode())
+    return used
+
+
 def read_code_reply(hs: Handshake) -> Generator[Event, None, CodeReply]:
     """A reply of one or more `NNN-text` lines ending with `NNN text` (RFC 5321 section 4.2)."""
     lines: list[str] = []
+    used = 0
     while True:
         line = yield from hs.read_line()
+        used = spend(hs, used, line)
         match = _CODE_LINE.match(line)
         if match is None:
-            raise hs.wrong_protocol(f"unexpected reply {line[:60]!r}")
+            raise hs.wrong_protocol(f"unexpected reply {quoted(line)}")
         code, separator, text = match.groups()
         lines.append(text)
         if separator != "-":
@@ -68,8 +80,10 @@ def read_code_reply(hs: Handshake) -> Generator[Event, None, CodeReply]:
 def read_dot_block(hs: Handshake) -> Generator[Event, None, list[str]]:
     """Lines up to a lone `.`, with dot-stuffing removed (RFC 1939 section 3, RFC 3977 3.1.1)."""
     lines: list[str] = []
+    used = 0
     while True:
         line = yield from hs.read_line()
+        used = spend(hs, used, line)
         if line == ".":
             return lines
         lines.append(line[1:] if line.startswith("..") else line)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from portcall.protocols.http.client import (
     CLOSED,
+    HEAD_LIMIT,
     OWA_AUTH_SCHEMES,
     OWA_LOGON,
     OWA_PATHS,
@@ -33,6 +34,7 @@ from portcall.protocols.http.server import (
 __all__ = [
     "ALLOWED_METHODS",
     "CLOSED",
+    "HEAD_LIMIT",
     "MAX_FAILURES",
     "MAX_REQUESTS",
     "OWA_AUTH_SCHEMES",

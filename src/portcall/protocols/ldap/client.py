@@ -35,10 +35,12 @@ from portcall.protocols.ldap.messages import (
     text_of,
     unbind_request,
 )
+from portcall.protocols.peertext import quoted
 
-#: Replies to one base-scope search: one entry and a done, plus whatever references a server
-#: adds. A peer that sends more than this is not answering our search.
-MAX_SEARCH_MESSAGES: Final = 64
+#: Replies to one base-scope search: one entry and a done (RFC 4511 section 4.5.1.2), plus
+#: the few references a server may add. A peer that sends more is not answering our search;
+#: the bound also caps the decoding work of one search at a few `MAX_ELEMENTS` messages.
+MAX_SEARCH_MESSAGES: Final = 8
 #: Unsolicited notifications other than a disconnection that we skip before giving up.
 MAX_UNSOLICITED: Final = 8
 
@@ -206,7 +208,7 @@ class LdapClient(Handshake):
             if not error.opening:
                 raise self.wrong_protocol(str(error)) from None
             seen = yield from self.gather_evidence(error.opening)
-            raise self.wrong_protocol(f"it sent {seen[:60]!r}") from None
+            raise self.wrong_protocol(f"it sent {quoted(seen)}") from None
         try:
             message, _ = decoder.decode(frame, asn1Spec=rfc2251.LDAPMessage())
         except DECODE_ERRORS as error:
@@ -218,9 +220,12 @@ class LdapClient(Handshake):
 
 
 def _merge(rootdse: RootDSE, attributes: Any) -> None:
+    """Add an entry's attributes to `rootdse`; names differing only in case are one attribute,
+    kept in the spelling first seen. One pass with an index, so the cost is linear."""
+    keys = {key.lower(): key for key in rootdse}
     for item in attributes:
         name = text_of(item["type"])
-        key = next((k for k in rootdse if k.lower() == name.lower()), name)
+        key = keys.setdefault(name.lower(), name)
         rootdse.setdefault(key, []).extend(text_of(value) for value in item["vals"])
 
 

@@ -49,6 +49,7 @@ from portcall.protocols.ldap.rootdse import (
     ad_rootdse,
     neutral_rootdse,
 )
+from portcall.protocols.peertext import quoted
 
 #: Refused requests one connection may make before the responder hangs up.
 MAX_FAILURES: Final = 20
@@ -222,7 +223,8 @@ class LdapServer(ServerHandshake):
     def _search(self, message_id: int, request: Any) -> _Reply:
         base = text_of(request["baseObject"])
         scope = str(request["scope"])
-        self.heard.append(f"SEARCH base={_shown(request['baseObject'])!r} scope={scope}")
+        shown = quoted(_shown(request["baseObject"]), limit=200)
+        self.heard.append(f"SEARCH base={shown} scope={scope}")
         if base or scope != "baseObject":
             return self._search_refused(message_id)
         # The filter is not evaluated: every server answers (objectClass=*) here, and clients

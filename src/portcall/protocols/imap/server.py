@@ -1,156 +1,24 @@
-"""IMAP4rev1 (RFC 3501) with STARTTLS (RFC 2595, RFC 3501 section 6.2.1): client and server
-roles."""
+"""The server role: answers as the Exchange store's IMAP4 service, where no logon succeeds."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Generator
-from dataclasses import dataclass
 
 from portcall.protocols.base import (
-    Event,
-    Handshake,
-    ProbeOptions,
     ReplyTooLong,
     Send,
     ServerEvent,
     ServerOptions,
     ServerSteps,
-    ServiceInfo,
-    ServiceRefused,
     StartTLS,
-    StartTLSUnavailable,
-    Steps,
 )
 from portcall.protocols.lines import MAX_ERRORS as MAX_ERRORS
 from portcall.protocols.lines import (
-    MAX_LINES,
     LineServer,
-    may_upgrade,
     split_command,
     store_ready,
 )
-from portcall.protocols.products import product_from_text
-
-#: A line that announces a literal: `{n}` (or the LITERAL+ form `{n+}`) right before CRLF.
-_LITERAL = re.compile(r"\{(\d+)\+?\}$")
-
-#: Dovecot's login process says this, as an untagged OK, while its auth process is not ready;
-#: the real greeting follows once it is.
-_AUTH_WAITING = "Waiting for authentication"
-
-
-@dataclass(frozen=True)
-class Completion:
-    """A tagged reply and the untagged lines (without `* `) that came before it."""
-
-    status: str
-    text: str
-    untagged: tuple[str, ...]
-
-
-class ImapClient(Handshake):
-    protocol = "imap"
-    display_name = "IMAP4"
-
-    def __init__(self, options: ProbeOptions | None = None) -> None:
-        self._tags = 0
-        super().__init__(options)
-
-    def run(self) -> Steps:
-        info = yield from self._greeting()
-        info.capabilities = yield from self._capability()
-        names = {name.upper() for name in info.capabilities}
-        info.starttls_offered = "STARTTLS" in names
-        if "LOGINDISABLED" in names and not self.options.implicit_tls:
-            info.notes.append("LOGINDISABLED: no plaintext LOGIN before TLS")
-        if self.options.starttls:
-            yield from self._upgrade(info)
-        yield Send(f"{self._next_tag()} LOGOUT\r\n".encode())
-        return info
-
-    def _greeting(self) -> Generator[Event, None, ServiceInfo]:
-        info = ServiceInfo(protocol=self.protocol)
-        kind, line = yield from self._greeting_line()
-        for _ in range(3):
-            if not (kind == "OK" and line[5:].startswith(_AUTH_WAITING)):
-                break
-            info.notes.append(f"the greeting was delayed: {line[5:80]}")
-            kind, line = yield from self._greeting_line()
-        info.banner = line
-        info.product = product_from_text(line)
-        if kind == "PREAUTH":
-            info.notes.append("PREAUTH: the server logged us in without credentials")
-        return info
-
-    def _greeting_line(self) -> Generator[Event, None, tuple[str, str]]:
-        # RFC 3501 section 7.1: an untagged OK, PREAUTH or BYE.
-        line = yield from self.read_line()
-        kind = line[2:].split(" ", 1)[0].upper() if line.startswith("* ") else ""
-        if kind == "BYE":
-            raise ServiceRefused(f"the IMAP4 service turned us away: {line[:120]}")
-        if kind not in ("OK", "PREAUTH"):
-            raise self.wrong_protocol(f"greeting {line[:60]!r}")
-        return kind, line
-
-    def _capability(self) -> Generator[Event, None, list[str]]:
-        reply = yield from self._command("CAPABILITY")
-        if reply.status != "OK":
-            return []
-        words: list[str] = []
-        for line in reply.untagged:
-            name, *rest = line.split() or [""]
-            if name.upper() == "CAPABILITY":
-                words += rest
-        return words
-
-    def _command(self, command: str) -> Generator[Event, None, Completion]:
-        tag = self._next_tag()
-        yield Send(f"{tag} {command}\r\n".encode())
-        untagged: list[str] = []
-        for _ in range(MAX_LINES):
-            line = yield from self._response_line()
-            head, _, rest = line.partition(" ")
-            if head == tag:
-                status, _, text = rest.partition(" ")
-                return Completion(status.upper(), text, tuple(untagged))
-            if head != "*":
-                continue  # a continuation request or a stray line: nothing we asked for
-            if rest[:3].upper() == "BYE":
-                raise ServiceRefused(f"the IMAP4 service closed the session: {line[:120]}")
-            untagged.append(rest)
-        raise self.wrong_protocol(f"no tagged reply to {command} within {MAX_LINES} lines")
-
-    def _response_line(self) -> Generator[Event, None, str]:
-        """One response line, with any literals it carries (RFC 3501 section 4.3) inlined."""
-        line = yield from self.read_line()
-        while match := _LITERAL.search(line):
-            if len(line) > self.options.reply_limit:
-                raise ReplyTooLong(self.options.reply_limit, line[:512].encode())
-            data = yield from self.read_exactly(int(match.group(1)))
-            rest = yield from self.read_line()
-            line += data.decode("utf-8", "replace") + rest
-        return line
-
-    def _upgrade(self, info: ServiceInfo) -> Steps:
-        missing = "the IMAP4 service does not list STARTTLS in CAPABILITY"
-        if not may_upgrade(self, info, command="STARTTLS", missing=missing):
-            return info
-        reply = yield from self._command("STARTTLS")
-        if reply.status != "OK":
-            raise StartTLSUnavailable(f"STARTTLS was refused: {reply.status} {reply.text[:120]}")
-        yield StartTLS()
-        info.tls_upgraded = True
-        # RFC 3501 section 6.2.1: capabilities learnt before TLS no longer hold.
-        info.capabilities = yield from self._capability()
-        return info
-
-    def _next_tag(self) -> str:
-        self._tags += 1
-        return f"a{self._tags}"
-
-
-# -- server role ---------------------------------------------------------------------------
 
 #: How the Exchange store's IMAP4 service names itself, per profile (nmap-service-probes).
 _PRODUCTS: dict[str, str] = {

@@ -1,77 +1,19 @@
-"""POP3 (RFC 1939) with CAPA and STLS (RFC 2449, RFC 2595): client and server roles."""
+"""The server role: answers as the Exchange store's POP3 service, where no logon succeeds."""
 
 from __future__ import annotations
 
-from collections.abc import Generator
-
 from portcall.protocols.base import (
-    Event,
-    Handshake,
     Send,
     ServerOptions,
     ServerSteps,
-    ServiceInfo,
-    ServiceRefused,
     StartTLS,
-    StartTLSUnavailable,
-    Steps,
 )
 from portcall.protocols.lines import MAX_ERRORS as MAX_ERRORS
 from portcall.protocols.lines import (
     Verb,
     VerbServer,
-    capability_names,
-    may_upgrade,
-    read_dot_block,
     store_ready,
 )
-from portcall.protocols.products import product_from_text
-
-OK: bytes = b"+OK"
-ERR: bytes = b"-ERR"
-
-
-class Pop3Client(Handshake):
-    protocol = "pop3"
-    display_name = "POP3"
-
-    def run(self) -> Steps:
-        banner = yield from self.read_line()
-        if banner.startswith("-ERR"):
-            raise ServiceRefused(f"the POP3 service turned us away: {banner[:120]}")
-        if not banner.startswith("+OK"):
-            raise self.wrong_protocol(f"greeting {banner[:60]!r}")
-        info = ServiceInfo(protocol=self.protocol, banner=banner)
-        info.product = product_from_text(banner)
-        info.capabilities = yield from self._capa()
-        info.starttls_offered = "STLS" in capability_names(info.capabilities)
-        if self.options.starttls:
-            yield from self._upgrade(info)
-        yield Send(b"QUIT\r\n")
-        return info
-
-    def _capa(self) -> Generator[Event, None, list[str]]:
-        yield Send(b"CAPA\r\n")
-        status = yield from self.read_line()
-        if not status.startswith("+OK"):
-            return []  # CAPA is an extension (RFC 2449); old servers answer -ERR.
-        return (yield from read_dot_block(self))
-
-    def _upgrade(self, info: ServiceInfo) -> Steps:
-        missing = "the POP3 service does not offer STLS in its CAPA list"
-        if not may_upgrade(self, info, command="STLS", missing=missing):
-            return info
-        yield Send(b"STLS\r\n")
-        answer = yield from self.read_line()
-        if not answer.startswith("+OK"):
-            raise StartTLSUnavailable(f"STLS was refused: {answer[:120]}")
-        yield StartTLS()
-        info.tls_upgraded = True
-        info.capabilities = yield from self._capa()
-        return info
-
-
-# -- server role ---------------------------------------------------------------------------
 
 #: How the Exchange store's POP3 service names itself, per profile (nmap-service-probes).
 _PRODUCTS: dict[str, str] = {
