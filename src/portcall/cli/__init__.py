@@ -13,7 +13,6 @@ import sys
 from typing import NoReturn
 
 import click
-from click.utils import PacifyFlushWrapper
 
 # The command modules register their commands on `app` when imported.
 from portcall.cli import audit_cmd, catalog_cmd, check_cmd, firewall_cmd, plan_cmd, responders_cmd
@@ -74,9 +73,10 @@ def main(argv: list[str] | None = None) -> None:
     except BrokenPipeError:
         _reader_left()
     except SystemExit as stop:
-        # click meets a closed pipe (EPIPE) itself: it wraps stdout to stay quiet and exits 1,
-        # which would read as "warnings".
-        if isinstance(sys.stdout, PacifyFlushWrapper):
+        # click meets a closed pipe (EPIPE) itself: it wraps stdout in its PacifyFlushWrapper
+        # to stay quiet and exits 1, which would read as "warnings". (The class is named, not
+        # imported: click deprecates importing it.)
+        if type(sys.stdout).__name__ == "PacifyFlushWrapper":
             _reader_left()
         raise stop
     except click.exceptions.Abort:
