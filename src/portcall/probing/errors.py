@@ -20,7 +20,7 @@ from portcall.protocols.base import (
     StartTLSUnavailable,
     WrongProtocol,
 )
-from portcall.protocols.sniff import identify
+from portcall.protocols.sniff import identify, non_conforming
 from portcall.verdicts import LocalFault, Verdict
 
 
@@ -102,7 +102,7 @@ class Evidence:
         """Who answered: another protocol by name, or the expected one, non-conforming."""
         name = identify(self.first_bytes)
         if name is not None and name == self.expected:
-            return f"a non-conforming {name} service"
+            return non_conforming(name)
         return name
 
     def same_service(self) -> bool:
@@ -203,9 +203,7 @@ def _timeout(phase: Phase, evidence: Evidence, timeout: float) -> ProbeFailure:
     )
 
 
-def _os_error(
-    exc: OSError, phase: Phase, evidence: Evidence, address: str | None
-) -> ProbeFailure:
+def _os_error(exc: OSError, phase: Phase, evidence: Evidence, address: str | None) -> ProbeFailure:
     fault = local_fault(exc, address)
     if fault is not None:
         raise fault from exc

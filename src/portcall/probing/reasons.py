@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from portcall.catalog import PortEntry, TlsMode
 from portcall.probing.errors import ProbeFailure
+from portcall.protocols.sniff import NON_CONFORMING
 from portcall.verdicts import Result, Verdict
 
 
@@ -19,10 +20,6 @@ def failure_reason(entry: PortEntry, failure: ProbeFailure) -> str:
     if advice is None:
         return f"{head}. {entry.hint}"
     return f"{head}. {advice(entry)}"
-
-
-#: How `detected` begins when the expected protocol itself answered, but broke its rules.
-NON_CONFORMING = "a non-conforming "
 
 
 def _non_conforming(entry: PortEntry) -> str:

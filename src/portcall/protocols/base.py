@@ -20,7 +20,7 @@ from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Final
 
-from portcall.protocols.sniff import identify
+from portcall.protocols.sniff import identify, non_conforming
 
 DEFAULT_REPLY_LIMIT: Final = 64 * 1024
 #: How much of a stranger's reply is read, at most, to name the protocol it belongs to.
@@ -208,7 +208,7 @@ class SansIO(ABC):
     def wrong_protocol(self, evidence: str = "") -> WrongProtocol:
         detected = identify(self.first_bytes)
         if detected == self.display_name:
-            detected = f"a non-conforming {self.display_name} service"
+            detected = non_conforming(self.display_name)
         return WrongProtocol(self.display_name, detected, evidence)
 
     def read_until(self, separator: bytes = b"\r\n") -> Generator[NeedData, None, bytes]:

@@ -37,6 +37,15 @@ def _looks_like_ldap(data: bytes) -> bool:
     return len(data) > offset and data[offset] == 0x02
 
 
+#: How a name begins when the expected protocol itself answered, but broke its rules.
+NON_CONFORMING = "a non-conforming "
+
+
+def non_conforming(name: str) -> str:
+    """What answered, when it is the expected protocol breaking its own rules."""
+    return f"{NON_CONFORMING}{name} service"
+
+
 def identify(data: bytes) -> str | None:
     """A person's name for the protocol these first bytes belong to, or None."""
     if not data:
