@@ -6,7 +6,8 @@ cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
 
 packages=(slapd ldap-utils dovecot-imapd dovecot-pop3d postfix inn2 nginx-light nftables
-          openssl iproute2 procps graphviz iptables firewalld dnsutils krb5-user)
+          openssl iproute2 procps graphviz iptables firewalld dnsutils krb5-user
+          samba samba-ad-dc samba-ad-provision winbind smbclient)
 missing=()
 for pkg in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
@@ -27,7 +28,8 @@ if [ -f /etc/news/inn.conf ] && ! grep -q '^domain:' /etc/news/inn.conf; then
 fi
 dpkg --configure -a </dev/null
 for tool in slapd ldapsearch dovecot postfix nginx nft openssl ip dot iptables-restore \
-            ip6tables-restore firewall-offline-cmd ss dig kinit; do
+            ip6tables-restore firewall-offline-cmd ss dig kinit samba samba-tool smbclient \
+            rpcclient unshare; do
   command -v "$tool" >/dev/null || { echo "CI: $tool is missing after install" >&2; exit 1; }
 done
 [ -x /usr/lib/news/bin/nnrpd ] || { echo "CI: nnrpd (inn2) is missing after install" >&2; exit 1; }
