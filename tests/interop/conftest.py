@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
 
 import pytest
 
 from tests.interop.lab.lab import sweep_stale_namespaces
+from tests.interop.samba_domain import Domain, provision
 
 #: Programs the lab itself and its own tests run (OpenLDAP, nginx, iproute2, nftables).
 REQUIRED_TOOLS = (
@@ -49,3 +51,9 @@ def lab_tools_present() -> None:
         )
     # Namespaces of runs that were killed hold daemons that would never be stopped otherwise.
     sweep_stale_namespaces()
+
+
+@pytest.fixture(scope="session")
+def domain() -> Iterator[Domain]:
+    """The Samba AD DC of the lab, provisioned once for every module that asks for it."""
+    yield from provision()

@@ -301,13 +301,12 @@ def _wait_gone(pids: list[int], timeout: float) -> None:
 
 
 def _alive(pid: int) -> bool:
+    """Whether `pid` still runs: a zombie (exited, not yet reaped by PID 1) does not."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
         return False
-    except PermissionError:
-        return True
-    return True
+    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
 
 
 def _quietly_stop(daemon: Daemon) -> None:
