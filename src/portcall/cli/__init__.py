@@ -74,9 +74,9 @@ def main(argv: list[str] | None = None) -> None:
         _reader_left()
     except SystemExit as stop:
         # click meets a closed pipe (EPIPE) itself: it wraps stdout in its PacifyFlushWrapper
-        # to stay quiet and exits 1, which would read as "warnings". (The class is named, not
-        # imported: click deprecates importing it.)
-        if type(sys.stdout).__name__ == "PacifyFlushWrapper":
+        # (_PacifyFlushWrapper from click 8.5) to stay quiet and exits 1, which would read as
+        # "warnings". The class is matched by name: click deprecates importing it.
+        if type(sys.stdout).__name__.endswith("PacifyFlushWrapper"):
             _reader_left()
         raise stop
     except click.exceptions.Abort:
