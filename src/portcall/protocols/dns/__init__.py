@@ -14,10 +14,8 @@ from portcall.protocols.dns.messages import (
     DC_SRV_RECORDS,
     DECODE_ERRORS,
     LOCATOR_SRV,
-    MAX_MESSAGE,
     MAX_RECORDS,
     RCODE_MEANINGS,
-    TRANSPORTS,
     DnsFraming,
     MalformedMessage,
     parse,
@@ -25,6 +23,7 @@ from portcall.protocols.dns.messages import (
     rcode_name,
 )
 from portcall.protocols.dns.server import HEADER_SIZE, MAX_QUERIES, TTL, DnsServer
+from portcall.protocols.framing import MAX_MESSAGE, TRANSPORTS
 
 __all__ = [
     "DC_SRV_RECORDS",

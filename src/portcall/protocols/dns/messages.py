@@ -5,8 +5,6 @@ registers, and what each response code means. dnspython encodes and decodes the 
 from __future__ import annotations
 
 import struct
-from collections import deque
-from collections.abc import Generator
 from typing import Final
 
 import dns.exception
@@ -15,17 +13,14 @@ import dns.name
 import dns.rcode
 
 from portcall.protocols.base import (
-    NEED_DATA,
     LocalProtocolError,
-    NeedData,
-    PeerClosed,
     RemoteProtocolError,
-    SansIO,
+)
+from portcall.protocols.framing import (
+    DatagramOrStream,
 )
 
-TRANSPORTS: Final = ("udp", "tcp")
 #: The largest message either transport can carry (RFC 1035 4.2.2: a 16-bit length).
-MAX_MESSAGE: Final = 65535
 #: Records of one kind a client reports, at most: a domain has a handful of DCs.
 MAX_RECORDS: Final = 64
 
@@ -90,42 +85,7 @@ def domain_name(text: str) -> dns.name.Name:
         raise LocalProtocolError(f"{text!r} is not a domain name ({error})") from None
 
 
-def check_transport(transport: str) -> str:
-    if transport not in TRANSPORTS:
-        raise LocalProtocolError(f"DNS runs over udp or tcp, not {transport!r}")
-    return transport
+class DnsFraming(DatagramOrStream):
+    """DNS framing (RFC 1035 4.2.2): over TCP a 2-byte length prefix."""
 
-
-class DnsFraming(SansIO):
-    """Message boundaries for both roles: over UDP each `receive_data` call is one datagram and
-    each Send one datagram; over TCP each message has a 2-byte length prefix."""
-
-    transport: str
-    _datagrams: deque[bytes]
-
-    def _set_transport(self, transport: str) -> None:
-        """Called by each role's constructor before the SansIO one."""
-        self.transport = check_transport(transport)
-        self._datagrams = deque()
-
-    def receive_data(self, data: bytes) -> None:
-        super().receive_data(data)
-        if data and self.transport == "udp":
-            # A datagram is whole or nothing: the stream buffer is not used.
-            self._datagrams.append(bytes(data[:MAX_MESSAGE]))
-            self._buffer.clear()
-
-    def frame(self, wire: bytes) -> bytes:
-        if self.transport == "udp":
-            return wire
-        return len(wire).to_bytes(2, "big") + wire
-
-    def read_message(self) -> Generator[NeedData, None, bytes]:
-        if self.transport == "tcp":
-            size = int.from_bytes((yield from self.read_exactly(2)), "big")
-            return (yield from self.read_exactly(size))
-        while not self._datagrams:
-            if self._eof:
-                raise PeerClosed()
-            yield NEED_DATA
-        return self._datagrams.popleft()
+    PREFIX_BYTES = 2

@@ -26,12 +26,12 @@ from portcall.protocols.base import (
 )
 from portcall.protocols.dns.messages import (
     DC_SRV_RECORDS,
-    MAX_MESSAGE,
     DnsFraming,
     MalformedMessage,
     domain_name,
     parse,
 )
+from portcall.protocols.framing import MAX_MESSAGE
 
 #: Time to live of every record served: short, since the responder is a stand-in.
 TTL: Final = 600

@@ -9,6 +9,7 @@ KDC_ERR_WRONG_REALM for any other.
 
 from __future__ import annotations
 
+from portcall.protocols.framing import MAX_MESSAGE, TRANSPORTS
 from portcall.protocols.kerberos.client import AS_REP_NOTE, PROBE_PREFIX, KerberosClient
 from portcall.protocols.kerberos.messages import (
     AS_REP,
@@ -23,9 +24,7 @@ from portcall.protocols.kerberos.messages import (
     KRB_ERR_FIELD_TOOLONG,
     KRB_ERR_GENERIC,
     KRB_ERROR,
-    MAX_MESSAGE,
     PVNO,
-    TRANSPORTS,
     KerberosFraming,
     MalformedMessage,
     as_req,

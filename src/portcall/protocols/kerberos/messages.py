@@ -4,8 +4,6 @@ KRB-ERROR builders, and the message types and error codes both roles share."""
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Generator
 from datetime import datetime
 from typing import Any, Final
 
@@ -13,12 +11,10 @@ from pyasn1.codec.der import decoder, encoder
 from pyasn1.error import PyAsn1Error
 
 from portcall.protocols.base import (
-    NEED_DATA,
-    LocalProtocolError,
-    NeedData,
-    PeerClosed,
     RemoteProtocolError,
-    SansIO,
+)
+from portcall.protocols.framing import (
+    DatagramOrStream,
 )
 from portcall.protocols.kerberos.schema import (
     ASReq,
@@ -26,7 +22,6 @@ from portcall.protocols.kerberos.schema import (
 )
 from portcall.protocols.ldap.messages import FramingError, count_elements
 
-TRANSPORTS: Final = ("udp", "tcp")
 PVNO: Final = 5
 #: Message types (RFC 4120 section 7.5.7), and the APPLICATION tag byte each starts with.
 AS_REQ: Final = 10
@@ -39,7 +34,6 @@ NT_PRINCIPAL: Final = 1
 NT_SRV_INST: Final = 2
 #: The largest message accepted: a KRB-ERROR is a few hundred bytes, an AS-REP a few KiB;
 #: Active Directory's largest tickets (MaxTokenSize) stay under 64 KiB.
-MAX_MESSAGE: Final = 65535
 #: The reserved high bit of the TCP length prefix (section 7.2.2).
 _EXTENSION_BIT: Final = 0x80000000
 #: The "till" a client without a lifetime asks for, the one Windows clients send.
@@ -85,12 +79,6 @@ def error_name(code: int) -> str:
 
 def error_meaning(code: int) -> str:
     return ERRORS.get(code, ("", "an error code this program does not know"))[1]
-
-
-def check_transport(transport: str) -> str:
-    if transport not in TRANSPORTS:
-        raise LocalProtocolError(f"Kerberos runs over udp or tcp, not {transport!r}")
-    return transport
 
 
 def text(value: Any) -> str:
@@ -160,38 +148,12 @@ def decode(wire: bytes, spec: Any) -> Any:
     return message
 
 
-class KerberosFraming(SansIO):
-    """Message boundaries for both roles: over UDP each `receive_data` call is one datagram and
-    each Send one datagram; over TCP each message has a 4-byte length prefix whose high bit is
-    reserved (section 7.2.2)."""
+class KerberosFraming(DatagramOrStream):
+    """Kerberos framing (section 7.2.2): over TCP a 4-byte length prefix whose high bit is
+    reserved."""
 
-    transport: str
-    _datagrams: deque[bytes]
+    PREFIX_BYTES = 4
 
-    def _set_transport(self, transport: str) -> None:
-        """Called by each role's constructor before the SansIO one."""
-        self.transport = check_transport(transport)
-        self._datagrams = deque()
-
-    def receive_data(self, data: bytes) -> None:
-        super().receive_data(data)
-        if data and self.transport == "udp":
-            self._datagrams.append(bytes(data[:MAX_MESSAGE]))
-            self._buffer.clear()
-
-    def frame(self, wire: bytes) -> bytes:
-        if self.transport == "udp":
-            return wire
-        return len(wire).to_bytes(4, "big") + wire
-
-    def read_message(self) -> Generator[NeedData, None, bytes]:
-        if self.transport == "tcp":
-            size = int.from_bytes((yield from self.read_exactly(4)), "big")
-            if size & _EXTENSION_BIT:
-                raise MalformedMessage("the length prefix sets the reserved high bit")
-            return (yield from self.read_exactly(size))
-        while not self._datagrams:
-            if self._eof:
-                raise PeerClosed()
-            yield NEED_DATA
-        return self._datagrams.popleft()
+    def check_length(self, size: int) -> None:
+        if size & _EXTENSION_BIT:
+            raise MalformedMessage("the length prefix sets the reserved high bit")

@@ -15,6 +15,7 @@ from portcall.protocols.base import (
     ServerOptions,
     ServerSteps,
 )
+from portcall.protocols.framing import MAX_MESSAGE
 from portcall.protocols.kerberos.messages import (
     AS_REQ,
     FIRST_BYTE,
@@ -23,7 +24,6 @@ from portcall.protocols.kerberos.messages import (
     KRB_AP_ERR_MSG_TYPE,
     KRB_ERR_FIELD_TOOLONG,
     KRB_ERR_GENERIC,
-    MAX_MESSAGE,
     PVNO,
     KerberosFraming,
     MalformedMessage,
