@@ -25,7 +25,6 @@ from portcall.protocols.cldap.messages import (
     NT_VERSION_5EX,
     RESPONSE_NT_VERSION,
     SAMBA_DC_FLAGS,
-    TRANSPORTS,
     MalformedMessage,
     MalformedResponse,
     NetlogonResponse,
@@ -42,6 +41,7 @@ from portcall.protocols.cldap.server import (
     MAX_REQUESTS,
     CldapServer,
 )
+from portcall.protocols.framing import TRANSPORTS
 
 __all__ = [
     "DEFAULT_DOMAIN_GUID",

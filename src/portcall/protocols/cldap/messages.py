@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from pyasn1.codec.ber import decoder, encoder
-from pyasn1_modules import rfc2251
 
 from portcall.protocols.base import (
     NEED_DATA,
@@ -26,14 +25,15 @@ from portcall.protocols.base import (
     RemoteProtocolError,
     SansIO,
 )
+from portcall.protocols.framing import check_transport
 from portcall.protocols.ldap.messages import (
     DECODE_ERRORS,
     MESSAGE_SCHEMA,
     FramingError,
+    base_search,
     read_frame,
 )
 
-TRANSPORTS: Final = ("udp", "tcp")
 #: The one attribute an LDAP ping asks for (MS-ADTS 6.3.3).
 NETLOGON_ATTRIBUTE: Final = "Netlogon"
 #: NtVer 6: NETLOGON_NT_VERSION_5 | NETLOGON_NT_VERSION_5EX, which asks for
@@ -229,15 +229,7 @@ def _follow(blob: bytes, cursor: int, end: int, hops: int) -> tuple[int, int, in
 def ping_request(message_id: int, domain: str, nt_version: int = NT_VERSION_5EX) -> bytes:
     """SearchRequest base "", scope base, (&(DnsDomain=<domain>)(NtVer=<nt_version LE>)),
     attribute Netlogon (MS-ADTS 6.3.3.1)."""
-    message = rfc2251.LDAPMessage()
-    message["messageID"] = message_id
-    search = message["protocolOp"].getComponentByName("searchRequest")
-    search["baseObject"] = b""
-    search["scope"] = "baseObject"
-    search["derefAliases"] = "neverDerefAliases"
-    search["sizeLimit"] = 0
-    search["timeLimit"] = 0
-    search["typesOnly"] = False
+    message, search = base_search(message_id)
     terms = search["filter"]["and"]
     for position, (name, value) in enumerate(
         (("DnsDomain", domain.encode()), ("NtVer", struct.pack("<I", nt_version)))
@@ -299,12 +291,6 @@ def request_schema() -> Any:
 # -- framing -----------------------------------------------------------------------------------
 
 
-def check_transport(transport: str) -> str:
-    if transport not in TRANSPORTS:
-        raise LocalProtocolError(f"CLDAP runs over udp or tcp, not {transport!r}")
-    return transport
-
-
 class CldapFraming(SansIO):
     """Message boundaries for both roles. Over UDP each `receive_data` call is one datagram,
     which may hold several LDAPMessages (a DC sends the entry and the done in one), and each
@@ -315,7 +301,7 @@ class CldapFraming(SansIO):
 
     def _set_transport(self, transport: str) -> None:
         """Called by each role's constructor before the SansIO one."""
-        self.transport = check_transport(transport)
+        self.transport = check_transport(transport, "CLDAP")
         self._frames = deque()
 
     def receive_data(self, data: bytes) -> None:

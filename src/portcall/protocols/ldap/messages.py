@@ -185,8 +185,9 @@ def _message(message_id: int) -> Any:
     return message
 
 
-def search_request(message_id: int) -> bytes:
-    """A base-scope search of the rootDSE for `ROOTDSE_ATTRIBUTES` (RFC 4512 section 5.1)."""
+def base_search(message_id: int) -> tuple[Any, Any]:
+    """An LDAPMessage holding a search of the rootDSE (base "", scope base, no limits), and
+    its SearchRequest for the caller to give a filter and attributes."""
     message = _message(message_id)
     search = message["protocolOp"].getComponentByName("searchRequest")
     search["baseObject"] = b""
@@ -195,6 +196,12 @@ def search_request(message_id: int) -> bytes:
     search["sizeLimit"] = 0
     search["timeLimit"] = 0
     search["typesOnly"] = False
+    return message, search
+
+
+def search_request(message_id: int) -> bytes:
+    """A base-scope search of the rootDSE for `ROOTDSE_ATTRIBUTES` (RFC 4512 section 5.1)."""
+    message, search = base_search(message_id)
     search["filter"]["present"] = "objectClass"
     search["attributes"].extend(ROOTDSE_ATTRIBUTES)
     return bytes(encoder.encode(message))
