@@ -14,7 +14,6 @@ import re
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +27,7 @@ from portcall.report.terminal import render
 from portcall.responders.certs import LabCertificates, ensure_lab
 from portcall.responders.certs import server_context as lab_context
 from portcall.responders.server import HOST_CERTIFICATE, Responder, ResponderConfig
+from tests.conftest import Cli
 from tests.probing.servers import ServerThread, pop3, server_context, unused_port
 from tests.tls.conftest import issue
 
@@ -35,32 +35,6 @@ CATALOG = load_catalog()
 KEYS = [entry.key for entry in CATALOG.entries]
 LAB_HOST = "mail.example.test"
 HOST = "mail.example.com"
-
-
-@dataclass
-class Outcome:
-    code: int
-    out: str
-    err: str
-
-
-Cli = Callable[..., Outcome]
-
-
-@pytest.fixture
-def portcall(capsys: pytest.CaptureFixture[str]) -> Cli:
-    """Run `portcall ARGS…` in this process; the exit code and what it printed."""
-
-    def run(*args: object) -> Outcome:
-        try:
-            cli.main([str(arg) for arg in args])
-            code = 0
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-        out, err = capsys.readouterr()
-        return Outcome(code, out, err)
-
-    return run
 
 
 def write_catalog(path: Path, ports: dict[str, int], title: str = "Moved for a test") -> Path:
