@@ -381,6 +381,7 @@ RESULT_FIELDS = {
     "host",
     "address",
     "port",
+    "transport",
     "key",
     "verdict",
     "health",

@@ -64,6 +64,8 @@ class FindingCode(StrEnum):
     CERT_UNTRUSTED = "cert-untrusted"
     CERT_SELF_SIGNED = "cert-self-signed"
     TLS_LEGACY = "tls-legacy"
+    #: The DC's directory RPC port is dynamic: firewalls would need the whole range.
+    DC_RPC_DYNAMIC = "dc-rpc-dynamic"
 
 
 #: The severity each finding carries; one table so that every report agrees.
@@ -75,6 +77,7 @@ FINDING_SEVERITY: dict[FindingCode, Severity] = {
     FindingCode.CERT_EXPIRING: Severity.WARNING,
     FindingCode.CERT_SELF_SIGNED: Severity.WARNING,
     FindingCode.TLS_LEGACY: Severity.WARNING,
+    FindingCode.DC_RPC_DYNAMIC: Severity.WARNING,
 }
 
 
@@ -118,6 +121,13 @@ class Result:
     tls: TlsFacts | None = None
     timings: dict[str, float] = field(default_factory=dict)
     required: bool = False
+    #: "tcp" or "udp": ports 53/tcp and 53/udp are two results.
+    transport: str = "tcp"
+
+    @property
+    def where(self) -> str:
+        """The port as people write it: "25" over TCP, "53/udp" over UDP."""
+        return str(self.port) if self.transport == "tcp" else f"{self.port}/{self.transport}"
 
     def health(self) -> Health:
         if self.verdict in FAILING or (self.required and self.verdict in ABSENT):

@@ -36,7 +36,7 @@ ROLES: dict[str, Callable[[str, str], Handshake]] = {
     "kerberos": lambda transport, domain: KerberosClient(domain=domain, transport=transport),
     "cldap": lambda transport, domain: CldapClient(domain=domain, transport=transport),
     "epm": lambda transport, _domain: EpmClient(transport=transport),
-    "smb": lambda transport, _domain: SmbClient(transport=transport),
+    "smb": lambda transport, _domain: SmbClient(transport=transport, multi_protocol=False),
 }
 
 

@@ -74,7 +74,7 @@ def test_dns_client_reads_the_soa_and_the_locator_srv(domain: Domain, transport:
     assert [(t["target"], t["port"], t["priority"], t["weight"]) for t in locator["targets"]] == [
         (DC_FQDN, 389, 0, 100)
     ]
-    assert info["banner"] == f"SOA {DC_FQDN} serial {soa['serial']}"
+    assert info["banner"] == f"SOA {DC_FQDN} serial {soa['serial']}; DCs {DC_FQDN}"
     assert info["notes"] == []
 
 
@@ -153,7 +153,7 @@ def test_smb_client_negotiates_3_1_1_and_reads_the_ntlm_identity(domain: Domain)
     info = drive(domain, "smb", "tcp")
     details = info["details"]
     assert details["dialect"] == "3.1.1"
-    assert info["banner"] == "SMB 3.1.1"
+    assert info["banner"] == "SMB 3.1.1, signing required"
     # A Samba AD DC requires signing (server signing = mandatory is the DC default).
     assert details["signing_enabled"] is True
     assert details["signing_required"] is True

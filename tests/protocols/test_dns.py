@@ -100,7 +100,7 @@ def client(transport: str = "tcp") -> DnsClient:
 def test_client_reads_soa_and_locator_over_tcp_whole_and_byte_by_byte() -> None:
     info = play_both_ways(client, transcript(SOA_REPLY, SRV_REPLY))
     assert info.protocol == "dns"
-    assert info.banner == "SOA dc1.example.test serial 42"
+    assert info.banner == "SOA dc1.example.test serial 42; DCs dc1.example.test, dc2.example.test"
     soa = info.details["soa"]
     assert isinstance(soa, dict)
     assert (soa["rcode"], soa["primary"], soa["serial"], soa["zone_apex"]) == (
@@ -134,7 +134,7 @@ def test_client_reads_soa_and_locator_over_tcp_whole_and_byte_by_byte() -> None:
 def test_client_over_udp_sends_one_datagram_per_query() -> None:
     info = play(client("udp"), transcript(SOA_REPLY, SRV_REPLY, framing=lambda w: w))
     assert info.details["transport"] == "udp"
-    assert info.banner == "SOA dc1.example.test serial 42"
+    assert info.banner == "SOA dc1.example.test serial 42; DCs dc1.example.test, dc2.example.test"
 
 
 @pytest.mark.parametrize(
@@ -247,7 +247,7 @@ def test_client_against_server(transport: str) -> None:
             "addresses": ["192.0.2.10"],
         }
     ]
-    assert info.banner == "SOA dc1.example.test serial 1"
+    assert info.banner == "SOA dc1.example.test serial 1; DCs dc1.example.test"
     assert dns_server.heard == [
         "QUERY example.test SOA",
         "QUERY _ldap._tcp.dc._msdcs.example.test SRV",

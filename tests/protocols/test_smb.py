@@ -67,7 +67,7 @@ def counting(n: int) -> bytes:
 
 
 def client() -> SmbClient:
-    return SmbClient(random=counting)
+    return SmbClient(multi_protocol=False, random=counting)
 
 
 def server(**kwargs: object) -> SmbServer:
@@ -182,7 +182,7 @@ def test_windows_transcript_whole_and_byte_at_a_time() -> None:
     ]
     info = play_both_ways(client, steps)
     assert info.details == {**NEGOTIATE_FACTS, "ntlm": EXCHANGE_IDENTITY}
-    assert info.banner == "SMB 2.1"
+    assert info.banner == "SMB 2.1, signing required"
     assert info.product == "Windows Server 2003"
     assert info.capabilities == ["DFS", "LEASING", "LARGE_MTU"]
 

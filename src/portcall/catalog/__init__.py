@@ -1,7 +1,9 @@
 """The port catalog: which ports a deployment uses, and what each one needs.
 
-The built-in catalog (`exchange-2000`) is Microsoft's table of Exchange 2000/2003 ports as
-data. A user's own catalog in the same TOML format replaces it with `--catalog FILE`.
+The built-in catalogs are `exchange-2000`, Microsoft's table of Exchange 2000/2003 ports as
+data, and `windows-dc`, the ports an Exchange server needs on its domain controllers. A user's
+own catalog in the same TOML format replaces them with `--catalog FILE`; several catalogs
+checked in one run are merged (`merge_catalogs`).
 """
 
 from __future__ import annotations
@@ -9,15 +11,44 @@ from __future__ import annotations
 import re
 import tomllib
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 DEFAULT_CATALOG = "exchange-2000"
+#: The catalogs shipped with portcall, by the name `--catalog` accepts.
+BUILTIN_CATALOGS = ("exchange-2000", "windows-dc")
 
-PROTOCOLS = ("smtp", "pop3", "imap", "nntp", "ldap", "http", "routing")
+PROTOCOLS = (
+    "smtp",
+    "pop3",
+    "imap",
+    "nntp",
+    "ldap",
+    "http",
+    "routing",
+    "dns",
+    "kerberos",
+    "kpasswd",
+    "cldap",
+    "dcerpc",
+    "smb",
+    "ntp",
+)
+TRANSPORTS = ("tcp", "udp")
+#: The transports each protocol can be probed over (the first is its usual one).
+PROTOCOL_TRANSPORTS: dict[str, tuple[str, ...]] = {
+    **{name: ("tcp",) for name in PROTOCOLS},
+    "dns": ("udp", "tcp"),
+    "kerberos": ("udp", "tcp"),
+    "kpasswd": ("udp", "tcp"),
+    "cldap": ("udp", "tcp"),
+    "ntp": ("udp",),
+}
+#: Protocols that speak TLS (implicit or STARTTLS) when a row says so.
+TLS_PROTOCOLS = frozenset({"smtp", "pop3", "imap", "nntp", "ldap", "http", "routing"})
 _KEY = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
 
 
@@ -43,11 +74,18 @@ class PortEntry:
 
     @property
     def label(self) -> str:
-        """How a person names the row: "IMAP4 over TLS (993)"."""
+        """How a person names the row: "IMAP4 over TLS (993)", "DNS (53/udp)"."""
         name = _DISPLAY[self.protocol]
         if self.tls is TlsMode.IMPLICIT:
             name += " over TLS"
-        return f"{name} ({self.port})"
+        if len(PROTOCOL_TRANSPORTS[self.protocol]) > 1:
+            return f"{name} ({self.port}/{self.transport})"
+        return f"{name} ({self.where})"
+
+    @property
+    def where(self) -> str:
+        """The port as people write it: "25" over TCP, "53/udp" over UDP."""
+        return port_text(self.port, self.transport)
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -73,7 +111,19 @@ _DISPLAY = {
     "ldap": "LDAP",
     "http": "HTTP",
     "routing": "Exchange routing",
+    "dns": "DNS",
+    "kerberos": "Kerberos",
+    "kpasswd": "Kerberos password change",
+    "cldap": "CLDAP",
+    "dcerpc": "RPC endpoint mapper",
+    "smb": "SMB",
+    "ntp": "NTP",
 }
+
+
+def port_text(port: int, transport: str = "tcp") -> str:
+    """ "25" for a TCP port, "53/udp" for a UDP one: TCP is what a bare port number means."""
+    return str(port) if transport == "tcp" else f"{port}/{transport}"
 
 
 @dataclass(frozen=True)
@@ -83,8 +133,16 @@ class Catalog:
     source: str
     entries: tuple[PortEntry, ...]
 
-    def by_port(self, port: int) -> PortEntry | None:
-        return next((e for e in self.entries if e.port == port), None)
+    def by_port(self, port: int, transport: str | None = None) -> PortEntry | None:
+        """The row of `port` (over `transport`, or the first row of that port)."""
+        return next(
+            (
+                e
+                for e in self.entries
+                if e.port == port and (transport is None or e.transport == transport)
+            ),
+            None,
+        )
 
     def by_key(self, key: str) -> PortEntry | None:
         return next((e for e in self.entries if e.key == key), None)
@@ -104,10 +162,13 @@ class CatalogError(ValueError):
 
 
 def load_catalog(path: str | Path | None = None) -> Catalog:
-    """The built-in catalog, or the user's file at `path`."""
-    if path is None:
-        text = resources.files(__package__).joinpath(f"{DEFAULT_CATALOG}.toml").read_text()
-        origin = f"built-in catalog {DEFAULT_CATALOG}"
+    """The default built-in catalog, a built-in one by name (`windows-dc`), or the user's file
+    at `path`; a file of that name in the working directory comes before a built-in one only
+    when written as a path (`./windows-dc`)."""
+    if path is None or str(path) in BUILTIN_CATALOGS:
+        name = DEFAULT_CATALOG if path is None else str(path)
+        text = resources.files(__package__).joinpath(f"{name}.toml").read_text()
+        origin = f"built-in catalog {name}"
     else:
         try:
             text = Path(path).read_text(encoding="utf-8")
@@ -117,6 +178,32 @@ def load_catalog(path: str | Path | None = None) -> Catalog:
             raise CatalogError(f"catalog {path} is not UTF-8 text") from exc
         origin = str(path)
     return parse_catalog(text, origin)
+
+
+def merge_catalogs(catalogs: list[Catalog]) -> Catalog:
+    """One catalog of several, for a run that checks them all: rows in order, a port that two
+    catalogs both list (LDAP 389/tcp is in exchange-2000 and windows-dc) kept once, from the
+    first. Keys are made unique with the later catalog's name when they clash."""
+    if len(catalogs) == 1:
+        return catalogs[0]
+    entries: list[PortEntry] = []
+    seen_ports: set[tuple[int, str]] = set()
+    seen_keys: set[str] = set()
+    for catalog in catalogs:
+        for entry in catalog.entries:
+            if (entry.port, entry.transport) in seen_ports:
+                continue
+            if entry.key in seen_keys:
+                entry = replace(entry, key=f"{catalog.name}-{entry.key}"[:32])
+            seen_ports.add((entry.port, entry.transport))
+            seen_keys.add(entry.key)
+            entries.append(entry)
+    return Catalog(
+        name="+".join(c.name for c in catalogs),
+        title="; ".join(c.title for c in catalogs if c.title),
+        source="; ".join(c.source for c in catalogs if c.source),
+        entries=tuple(entries),
+    )
 
 
 def parse_catalog(text: str, origin: str = "catalog") -> Catalog:
@@ -193,14 +280,20 @@ def _entry(row: Any, index: int, origin: str) -> PortEntry:
     port = row.get("port")
     if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
         raise fail("port", f"must be a whole number from 1 to 65535, not {port!r}")
-    if row.get("transport", "tcp") != "tcp":
-        raise fail("transport", "only tcp can be probed")
     protocol = row.get("protocol")
     if protocol not in PROTOCOLS:
         raise fail("protocol", f"{protocol!r} is not one of {', '.join(PROTOCOLS)}")
+    transport = row.get("transport", "tcp")
+    if transport not in TRANSPORTS:
+        raise fail("transport", f"{transport!r} is not one of {', '.join(TRANSPORTS)}")
+    if transport not in PROTOCOL_TRANSPORTS[protocol]:
+        allowed = " or ".join(PROTOCOL_TRANSPORTS[protocol])
+        raise fail("transport", f"{protocol} is probed over {allowed}, not {transport}")
     tls = row.get("tls", "none")
     if tls not in {m.value for m in TlsMode}:
         raise fail("tls", f"{tls!r} is not one of none, starttls, implicit")
+    if tls != "none" and protocol not in TLS_PROTOCOLS:
+        raise fail("tls", f'{protocol} has no TLS here; write tls = "none"')
     if tls == "starttls" and protocol in ("http", "routing"):
         raise fail("tls", f"{protocol} has no STARTTLS")
     texts = {}
@@ -220,6 +313,7 @@ def _entry(row: Any, index: int, origin: str) -> PortEntry:
     return PortEntry(
         key=key,
         port=port,
+        transport=transport,
         protocol=protocol,
         tls=TlsMode(tls),
         component=texts["component"],
@@ -232,13 +326,15 @@ def _entry(row: Any, index: int, origin: str) -> PortEntry:
 
 
 def _check_unique(entries: tuple[PortEntry, ...], origin: str) -> None:
+    """Keys are unique, and so is each port over each transport (53/tcp and 53/udp are two)."""
     for attribute in ("key", "port"):
         seen: dict[object, int] = {}
         for index, entry in enumerate(entries, start=1):
-            value = getattr(entry, attribute)
+            value = entry.key if attribute == "key" else (entry.port, entry.transport)
             if value in seen:
+                shown = repr(entry.key) if attribute == "key" else entry.where
                 raise CatalogError(
                     f"{origin}: row {index} ({entry.key}), field '{attribute}': "
-                    f"{value!r} is already used by row {seen[value]}"
+                    f"{shown} is already used by row {seen[value]}"
                 )
             seen[value] = index

@@ -17,7 +17,9 @@ from portcall.report.inert import inert
 @click.option("--protocol", type=click.Choice(PROTOCOLS), help="Only rows of this protocol.")
 @click.option("--port", type=click.IntRange(1, 65535), help="Only the row of this port.")
 @click.option("--json", "as_json", is_flag=True, help="Print the catalog as JSON.")
-def ports(catalog_path: str | None, protocol: str | None, port: int | None, as_json: bool) -> None:
+def ports(
+    catalog_path: tuple[str, ...], protocol: str | None, port: int | None, as_json: bool
+) -> None:
     """Show the port catalog: what each port is for, what it needs, what to check."""
     catalog = open_catalog(catalog_path)
     entries = catalog.select(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -97,11 +98,18 @@ _EXIT_FOR_HEALTH = {
     show_default=True,
     help="Warn when a certificate expires sooner than this.",
 )
+@click.option(
+    "--domain",
+    metavar="DOMAIN",
+    callback=lambda _ctx, _param, value: _domain(value),
+    help="The Active Directory domain the DC protocols ask about (DNS, Kerberos, CLDAP, "
+    "kpasswd); default: the target's DNS name less its first label, else the DC's rootDSE.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Write the portcall.check/1 JSON document.")
 @output_option
 def check(
     targets: tuple[str, ...],
-    catalog_path: str | None,
+    catalog_path: tuple[str, ...],
     ports_text: str | None,
     protocols: tuple[str, ...],
     timeout: float,
@@ -111,6 +119,7 @@ def check(
     servername: str | None,
     require_text: str | None,
     expiring_days: int,
+    domain: str | None,
     as_json: bool,
     output: str | None,
 ) -> None:
@@ -130,7 +139,11 @@ def check(
         _trust_store(cafile)
     required = _required(require_text, catalog, entries)
     settings = Settings(
-        timeout=timeout, cafile=cafile, servername=servername, expiring_days=expiring_days
+        timeout=timeout,
+        cafile=cafile,
+        servername=servername,
+        expiring_days=expiring_days,
+        domain=domain or "",
     )
     started = datetime.now(UTC)
     results = _run_with_progress(
@@ -162,6 +175,23 @@ def _servername(value: str | None) -> str | None:
     if "/" in value or len(names) != 1:
         raise UsageProblem(f"--servername: '{value}' is a range, not one name", hint)
     return value
+
+
+def _domain(value: str | None) -> str | None:
+    """A DNS domain name such as example.com, without the trailing dot."""
+    if value is None:
+        return None
+    name = value.strip().rstrip(".").lower()
+    labels = name.split(".")
+    if not name or not all(_LABEL.fullmatch(label) for label in labels):
+        raise UsageProblem(
+            f"--domain: '{value}' is not a DNS domain name",
+            "give the Active Directory domain in DNS form, such as example.com",
+        )
+    return name
+
+
+_LABEL = re.compile(r"[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?")
 
 
 def _readable(path: str, option: str) -> None:

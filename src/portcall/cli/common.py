@@ -12,7 +12,16 @@ from typing import Any
 
 import click
 
-from portcall.catalog import PROTOCOLS, Catalog, CatalogError, PortEntry, load_catalog
+from portcall.catalog import (
+    BUILTIN_CATALOGS,
+    DEFAULT_CATALOG,
+    PROTOCOLS,
+    Catalog,
+    CatalogError,
+    PortEntry,
+    load_catalog,
+    merge_catalogs,
+)
 from portcall.cli.group import EXIT_USAGE
 from portcall.verdicts import LocalFault
 
@@ -43,8 +52,10 @@ class Seconds(click.FloatRange):
 catalog_option = click.option(
     "--catalog",
     "catalog_path",
-    metavar="FILE",
-    help="Use this TOML catalog instead of exchange-2000.",
+    metavar="NAME|FILE",
+    multiple=True,
+    help=f"A built-in catalog ({', '.join(BUILTIN_CATALOGS)}) or a TOML file, instead of "
+    f"{DEFAULT_CATALOG}; repeat it to use several in one run.",
 )
 
 
@@ -60,9 +71,13 @@ protocol_option = click.option(
 )
 
 
-def open_catalog(path: str | None) -> Catalog:
+def open_catalog(paths: str | tuple[str, ...] | None) -> Catalog:
+    """The catalog (or the catalogs merged, in order) that `--catalog` names."""
+    names = (paths,) if isinstance(paths, str) else tuple(paths or ())
     try:
-        return load_catalog(path)
+        if not names:
+            return load_catalog()
+        return merge_catalogs([load_catalog(name) for name in dict.fromkeys(names)])
     except CatalogError as exc:
         raise UsageProblem(
             str(exc),

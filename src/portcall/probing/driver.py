@@ -7,7 +7,7 @@ import ssl
 from dataclasses import dataclass, field
 
 from portcall.probing.errors import Phase, ProbeFailure, classify
-from portcall.probing.stream import Stream, TlsSession
+from portcall.probing.stream import Datagrams, Stream, TlsSession
 from portcall.protocols.base import (
     Done,
     Handshake,
@@ -77,6 +77,8 @@ class Connection:
     server_hostname: str = ""
     #: Peek at the certificate with a hello of portcall's own instead of either context.
     raw_hello: RawHello | None = None
+    #: "tcp", or "udp": the handshake's messages go as datagrams on a connected UDP socket.
+    transport: str = "tcp"
 
 
 async def converse(connection: Connection, handshake: Handshake) -> Conversation:
@@ -85,6 +87,8 @@ async def converse(connection: Connection, handshake: Handshake) -> Conversation
     TLS handshake failures are raised as `HandshakeFailed`, unclassified: the caller decides
     whether another TLS context deserves a try before the error becomes a verdict.
     """
+    if connection.transport == "udp":
+        return await _exchange(connection, handshake)
     progress = _Progress()
     stream: Stream | None = None
     try:
@@ -140,6 +144,41 @@ async def _pump(
             handshake.tls_started()
         else:
             handshake.receive_data(await stream.receive())
+
+
+async def _exchange(connection: Connection, handshake: Handshake) -> Conversation:
+    """`converse` over UDP: requests and replies as datagrams. Until the first reply the phase
+    is `Phase.REQUEST`, where silence means filtered and an ICMP port unreachable refused."""
+    progress = _Progress(Phase.REQUEST)
+    datagrams: Datagrams | None = None
+    try:
+        async with asyncio.timeout(connection.timeout):
+            datagrams = await Datagrams.connect(
+                connection.address, connection.port, patience=connection.timeout
+            )
+            while True:
+                event = handshake.next_event()
+                if isinstance(event, Done):
+                    return Conversation(event.info, None, dict(datagrams.timings))
+                if isinstance(event, Send):
+                    await datagrams.send(event.data)
+                elif isinstance(event, StartTLS):
+                    raise LocalProtocolError("TLS over UDP is not something portcall speaks")
+                else:
+                    handshake.receive_data(await datagrams.receive())
+                    progress.phase = Phase.CONVERSATION
+    except (OSError, TimeoutError, RemoteProtocolError) as exc:
+        raise classify(
+            exc,
+            progress.phase,
+            handshake.first_bytes,
+            connection.timeout,
+            connection.address,
+            handshake.display_name,
+        ) from exc
+    finally:
+        if datagrams is not None:
+            await datagrams.close()
 
 
 def _unspoken(handshake: Handshake, *, starttls: bool = False) -> ServiceInfo:

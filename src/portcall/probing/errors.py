@@ -29,6 +29,8 @@ class Phase(StrEnum):
     CONNECT = "connect"
     TLS = "tls"
     CONVERSATION = "conversation"
+    #: A UDP request is out and no reply has come yet (UDP has no connection to wait for).
+    REQUEST = "request"
 
 
 @dataclass
@@ -124,6 +126,11 @@ def _classify(
     if isinstance(exc, ssl.SSLError):
         return ProbeFailure(Verdict.TLS_FAILED, f"TLS handshake failed: {_ssl_reason(exc)}")
     if isinstance(exc, ConnectionRefusedError):
+        if phase is Phase.REQUEST:
+            return ProbeFailure(
+                Verdict.REFUSED,
+                "an ICMP port unreachable came back (nothing listens on this UDP port)",
+            )
         return ProbeFailure(Verdict.REFUSED, "the connection was refused (nothing listens)")
     if isinstance(exc, OSError):
         return _os_error(exc, phase, evidence, address)
@@ -178,6 +185,13 @@ def _remote(exc: RemoteProtocolError, evidence: Evidence) -> ProbeFailure:
 
 
 def _timeout(phase: Phase, evidence: Evidence, timeout: float) -> ProbeFailure:
+    if phase is Phase.REQUEST:
+        return ProbeFailure(
+            Verdict.FILTERED,
+            f"no reply to the UDP request within {timeout:g}s, sent three times (dropped by a "
+            "firewall, or the host is down; a closed UDP port would have sent an ICMP port "
+            "unreachable, unless a firewall drops that too)",
+        )
     if phase is Phase.CONNECT:
         return ProbeFailure(
             Verdict.FILTERED,

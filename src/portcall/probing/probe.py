@@ -9,9 +9,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from portcall.catalog import PortEntry, TlsMode
+from portcall.probing.domain import NEEDS_DOMAIN, UNKNOWN_DOMAIN, UNKNOWN_NOTE
 from portcall.probing.driver import Connection, Conversation, HandshakeFailed, RawHello, converse
 from portcall.probing.errors import Phase, ProbeFailure, Sighting, defect, sighted
 from portcall.probing.reasons import failure_reason, ok_reason
+from portcall.probing.service_findings import service_findings
 from portcall.probing.sniffing import name_plaintext_service, name_tls_service
 from portcall.probing.stream import TlsSession
 from portcall.protocols import client_for
@@ -43,6 +45,9 @@ class Settings:
     servername: str | None = None
     expiring_days: int = 30
     client_name: str = "portcall.invalid"
+    #: The Active Directory domain the DC protocols ask about ("": found per host, see
+    #: `portcall.probing.domain`).
+    domain: str = ""
 
 
 @dataclass(frozen=True)
@@ -52,6 +57,8 @@ class Endpoint:
     host: str
     address: str
     is_address: bool
+    #: The AD domain the host serves, when known (`portcall.probing.domain`).
+    domain: str | None = None
 
 
 @dataclass
@@ -84,6 +91,7 @@ async def probe(endpoint: Endpoint, entry: PortEntry, settings: Settings) -> Res
     """The verdict for `entry.port` on `endpoint`; never raises for anything the peer does."""
     start = time.perf_counter()
     result = Result(endpoint.host, entry.port, entry.key, Verdict.OK, "", endpoint.address)
+    result.transport = entry.transport
     try:
         conversation, state = await _climb_tls_ladder(endpoint, entry, settings)
     except LocalFault:
@@ -119,12 +127,15 @@ def _record(
     result.details = dict(info.details)
     if entry.tls is TlsMode.STARTTLS and info.starttls_offered is not None:
         result.details["starttls_offered"] = info.starttls_offered
+    if entry.protocol in NEEDS_DOMAIN and endpoint.domain is None:
+        info.notes.append(UNKNOWN_NOTE)
     if info.notes:
         result.details["notes"] = list(info.notes)
     result.timings.update(conversation.timings)
     session = conversation.tls
     if session is not None:
         _record_tls(result, endpoint, settings, session, state)
+    result.findings = service_findings(entry.protocol, result.details) + result.findings
     result.reason = ok_reason(entry, result)
     if session is not None and not session.finished and entry.tls is TlsMode.IMPLICIT:
         cipher = session.cipher[0] if session.cipher else "its suites"
@@ -233,6 +244,7 @@ async def _attempt(
         starttls=context if entry.tls is TlsMode.STARTTLS else None,
         server_hostname=_sni(endpoint, settings),
         raw_hello=_raw_hello(endpoint, settings, state, implicit=implicit),
+        transport=entry.transport,
     )
     options = ProbeOptions(
         host=endpoint.host,
@@ -241,6 +253,8 @@ async def _attempt(
         implicit_tls=implicit,
         client_name=settings.client_name,
         port=entry.port,
+        transport=entry.transport,
+        domain=endpoint.domain or UNKNOWN_DOMAIN,
     )
     return await converse(connection, client_for(entry.protocol, options))
 

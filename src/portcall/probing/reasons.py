@@ -9,7 +9,7 @@ from portcall.verdicts import Result, Verdict
 
 
 def failure_reason(entry: PortEntry, failure: ProbeFailure) -> str:
-    head = f"{entry.port} {failure.verdict}: {failure.detail}"
+    head = f"{entry.where} {failure.verdict}: {failure.detail}"
     if failure.verdict in (Verdict.REFUSED, Verdict.FILTERED) and entry.optional:
         return f"{head}. {entry.hint}"  # the hint of an optional row says why closed is fine
     if failure.internal_error is not None:
@@ -35,7 +35,8 @@ def _refused(entry: PortEntry) -> str:
 
 def _filtered(entry: PortEntry) -> str:
     return (
-        f"Check that firewalls between here and the server allow TCP {entry.port} ({entry.label})."
+        f"Check that firewalls between here and the server allow {entry.transport.upper()} "
+        f"{entry.port} ({entry.label})."
     )
 
 
@@ -48,7 +49,7 @@ def _unresolved(entry: PortEntry) -> str:
 
 
 def _wrong(entry: PortEntry) -> str:
-    return f"Another service holds port {entry.port}: {entry.component} should answer here."
+    return f"Another service holds port {entry.where}: {entry.component} should answer here."
 
 
 def _no_starttls(entry: PortEntry) -> str:
@@ -75,14 +76,21 @@ _ADVICE = {
 }
 
 
+#: Protocols whose banner is a fact portcall put together (the realm, the SOA, the dialect)
+#: rather than a greeting, and belongs in the reason.
+_FACTS_IN_BANNER = frozenset({"dns", "kerberos", "kpasswd", "cldap", "dcerpc", "smb", "ntp"})
+
+
 def ok_reason(entry: PortEntry, result: Result) -> str:
     who = result.product or entry.label
-    parts = [f"{entry.port} ok: {who} answered"]
+    parts = [f"{entry.where} ok: {who} answered"]
     if entry.tls is TlsMode.STARTTLS:
         upgraded = result.tls is not None
         parts.append("STARTTLS works" if upgraded else "no STARTTLS (optional here)")
     if result.tls is not None:
         parts.append(f"{result.tls.version}")
+    elif entry.protocol in _FACTS_IN_BANNER and result.banner:
+        parts.append(result.banner)
     if result.findings:
         codes = ", ".join(str(f.code) for f in result.findings)
         parts.append(f"but {codes}")

@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from portcall.catalog import PortEntry
+from portcall.probing.domain import NEEDS_DOMAIN, domain_from_rootdse, implied_domain
 from portcall.probing.errors import Phase, ProbeFailure, classify
 from portcall.probing.probe import Endpoint, Settings, probe
 from portcall.probing.reasons import failure_reason
@@ -43,6 +44,8 @@ async def run_checks(
         client_context(verify=True, legacy=False, cafile=settings.cafile)  # TrustStoreError
     overall = asyncio.Semaphore(limits.concurrency)
     endpoints = await asyncio.gather(*(_resolve(t, settings.timeout) for t in targets))
+    if any(entry.protocol in NEEDS_DOMAIN for entry in entries):
+        endpoints = await asyncio.gather(*(_with_domain(e, settings) for e in endpoints))
     try:
         async with asyncio.TaskGroup() as group:
             tasks = []
@@ -69,6 +72,7 @@ async def _one(
     if isinstance(endpoint, tuple):
         target, failure = endpoint
         result = Result(target.name, entry.port, entry.key, failure.verdict, "")
+        result.transport = entry.transport
         result.reason = failure_reason(entry, failure)
     else:
         overall, per_host = limits
@@ -90,6 +94,18 @@ async def _resolve(target: Target, timeout: float) -> Endpoint | tuple[Target, P
         return target, classify(_as_resolution_error(exc), Phase.RESOLVE, b"", timeout)
     address = str(infos[0][4][0])
     return Endpoint(target.name, address, False)
+
+
+async def _with_domain(
+    endpoint: Endpoint | tuple[Target, ProbeFailure], settings: Settings
+) -> Endpoint | tuple[Target, ProbeFailure]:
+    """`endpoint` with the AD domain it serves, when one is known (`portcall.probing.domain`)."""
+    if isinstance(endpoint, tuple):
+        return endpoint
+    domain = settings.domain or (None if endpoint.is_address else implied_domain(endpoint.host))
+    if not domain:
+        domain = await domain_from_rootdse(endpoint.address, endpoint.host, settings.timeout)
+    return replace(endpoint, domain=domain)
 
 
 def _as_resolution_error(exc: BaseException) -> BaseException:

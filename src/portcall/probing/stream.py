@@ -1,4 +1,5 @@
-"""The only client socket code in portcall: a TCP stream that can turn into TLS."""
+"""The only client socket code in portcall: a TCP stream that can turn into TLS, and a
+connected UDP socket for the protocols that ask and answer in datagrams."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import asyncio
 import contextlib
 import ssl
 import time
+from collections import deque
 from dataclasses import dataclass, field
 
 from portcall.tls.rawhello import FlightReader, ServerFlight
@@ -109,3 +111,85 @@ class Stream:
         # The peer may already be gone: nothing useful to report then.
         with contextlib.suppress(OSError, TimeoutError, ssl.SSLError):
             await asyncio.wait_for(self.writer.wait_closed(), 1.0)
+
+
+#: Datagrams from the peer kept unread at most; a flood beyond it is dropped, as a kernel would.
+DATAGRAM_BACKLOG = 64
+#: Times a request is sent in all while no reply has come (the first send and two repeats),
+#: spread over the timeout: a lost datagram is not a filtered port.
+DATAGRAM_SENDS = 3
+
+
+class _DatagramProtocol(asyncio.DatagramProtocol):
+    def __init__(self) -> None:
+        self.received: deque[bytes] = deque()
+        self.error: OSError | None = None
+        self.arrived = asyncio.Event()
+
+    def datagram_received(self, data: bytes, addr: object) -> None:
+        if len(self.received) < DATAGRAM_BACKLOG:
+            self.received.append(data)
+        self.arrived.set()
+
+    def error_received(self, exc: Exception) -> None:
+        # On a connected UDP socket an ICMP port unreachable arrives here as
+        # ConnectionRefusedError, and a host or network unreachable as its own OSError.
+        if isinstance(exc, OSError) and self.error is None:
+            self.error = exc
+        self.arrived.set()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.arrived.set()
+
+
+@dataclass
+class Datagrams:
+    """A connected UDP socket: `send` one datagram, `receive` the next one from the peer.
+
+    Until the first reply, `receive` repeats the last request `DATAGRAM_SENDS` times in all
+    within `patience` seconds, as DNS and Kerberos clients do: one lost datagram must not make
+    an open port look filtered. An ICMP error the kernel reports is raised from `receive`.
+    """
+
+    transport: asyncio.DatagramTransport
+    protocol: _DatagramProtocol
+    timings: dict[str, float] = field(default_factory=dict)
+    patience: float = 5.0
+    _last: bytes = b""
+    _answered: bool = False
+    _started: float = 0.0
+
+    @classmethod
+    async def connect(cls, address: str, port: int, *, patience: float) -> Datagrams:
+        loop = asyncio.get_running_loop()
+        transport, protocol = await loop.create_datagram_endpoint(
+            _DatagramProtocol, remote_addr=(address, port)
+        )
+        return cls(transport, protocol, patience=patience, _started=time.perf_counter())
+
+    async def send(self, data: bytes) -> None:
+        self._last = data
+        self.transport.sendto(data)
+
+    async def receive(self) -> bytes:
+        protocol = self.protocol
+        repeats = 0 if self._answered else DATAGRAM_SENDS - 1
+        while not protocol.received:
+            if protocol.error is not None:
+                raise protocol.error
+            if self.transport.is_closing():
+                return b""
+            protocol.arrived.clear()
+            wait = self.patience / DATAGRAM_SENDS if repeats else None
+            try:
+                await asyncio.wait_for(protocol.arrived.wait(), wait)
+            except TimeoutError:
+                repeats -= 1
+                self.transport.sendto(self._last)
+        if not self._answered:
+            self._answered = True
+            self.timings["reply"] = time.perf_counter() - self._started
+        return protocol.received.popleft()
+
+    async def close(self) -> None:
+        self.transport.close()

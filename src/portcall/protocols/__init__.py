@@ -15,6 +15,13 @@ CLIENTS: dict[str, str] = {
     "ldap": "portcall.protocols.ldap:LdapClient",
     "http": "portcall.protocols.http:HttpClient",
     "routing": "portcall.protocols.routing:RoutingClient",
+    "dns": "portcall.protocols.dns:DnsClient",
+    "kerberos": "portcall.protocols.kerberos:KerberosClient",
+    "kpasswd": "portcall.protocols.kpasswd:KpasswdClient",
+    "cldap": "portcall.protocols.cldap:CldapClient",
+    "dcerpc": "portcall.protocols.dcerpc:EpmClient",
+    "smb": "portcall.protocols.smb:SmbClient",
+    "ntp": "portcall.protocols.ntp:NtpClient",
 }
 
 
@@ -34,6 +41,13 @@ SERVERS: dict[str, str] = {
     "ldap": "portcall.protocols.ldap:LdapServer",
     "http": "portcall.protocols.http:HttpServer",
     "routing": "portcall.protocols.routing:RoutingServer",
+    "dns": "portcall.protocols.dns:DnsServer",
+    "kerberos": "portcall.protocols.kerberos:KerberosServer",
+    "kpasswd": "portcall.protocols.kpasswd:KpasswdServer",
+    "cldap": "portcall.protocols.cldap:CldapServer",
+    "dcerpc": "portcall.protocols.dcerpc:EpmServer",
+    "smb": "portcall.protocols.smb:SmbServer",
+    "ntp": "portcall.protocols.ntp:NtpServer",
 }
 
 

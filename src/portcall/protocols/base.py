@@ -132,6 +132,23 @@ class ProbeOptions:
     http_paths: tuple[str, ...] = ("/", "/exchange/")
     #: The port connected to, for an HTTP Host header off the default port.
     port: int | None = None
+    #: "tcp" or "udp": for protocols that run over both (DNS, Kerberos, CLDAP, kpasswd).
+    transport: str = "tcp"
+    #: The Active Directory domain (DNS form, "example.com") a DC protocol asks about.
+    domain: str = ""
+
+    def ad_domain(self) -> str:
+        """`domain`, else the one the target's DNS name implies (see `domain_of`)."""
+        return self.domain.strip().rstrip(".") or domain_of(self.host)
+
+
+def domain_of(host: str) -> str:
+    """The Active Directory domain a DC's DNS name implies: dc1.example.com gives example.com.
+    A LocalProtocolError for a name of one label or an address, which imply none."""
+    labels = host.strip().rstrip(".").split(".")
+    if len(labels) >= 2 and not all(label.isdigit() for label in labels):
+        return ".".join(labels[1:])
+    raise LocalProtocolError(f"no Active Directory domain is known for {host!r}")
 
 
 class _Closed:
@@ -314,6 +331,18 @@ class ServerOptions:
     peer_address: str = ""
     #: Byte limit of one client line or request; longer ones get an error and the door.
     line_limit: int = 4096
+    #: "tcp" or "udp": for protocols served over both (DNS, Kerberos, CLDAP, kpasswd).
+    transport: str = "tcp"
+    #: The Active Directory domain the DC roles answer for ("" : the hostname's, `ad_domain`).
+    domain: str = ""
+    #: The TCP port the endpoint mapper names for the directory and Netlogon interfaces.
+    rpc_port: int = 0
+    #: The address the DC roles give for the DC itself (DNS A record, CLDAP), when known.
+    dc_address: str = ""
+
+    def ad_domain(self) -> str:
+        """`domain`, else the one `hostname` implies (mail.example.test gives example.test)."""
+        return self.domain.strip().rstrip(".") or domain_of(self.hostname)
 
     def __post_init__(self) -> None:
         if self.profile not in PROFILES:

@@ -41,6 +41,7 @@ def _fields(result: Result) -> dict[str, Any]:
         "host": result.host,
         "address": result.address,
         "port": result.port,
+        "transport": result.transport,
         "key": result.key,
         "verdict": str(result.verdict),
         "health": str(result.health()),

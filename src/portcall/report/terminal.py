@@ -32,8 +32,8 @@ _HEALTH_STYLE = {Health.HEALTHY: "green", Health.WARNINGS: "yellow", Health.FAIL
 
 
 def _service(result: Result, catalog: Catalog) -> str:
-    entry = catalog.by_port(result.port)
-    return entry.label if entry else str(result.port)
+    entry = catalog.by_port(result.port, result.transport)
+    return entry.label if entry else result.where
 
 
 def _tls_cell(result: Result) -> str:
@@ -51,7 +51,7 @@ def _notes(result: Result) -> str:
     """What the other columns do not say already: why a port failed, and every finding."""
     lines = []
     if result.verdict is not Verdict.OK:
-        prefix = f"{result.port} {result.verdict}: "
+        prefix = f"{result.where} {result.verdict}: "
         lines.append(result.reason.removeprefix(prefix))
     elif result.tls is None and "STARTTLS" not in result.reason:
         lines.append(result.reason.split("; ", 1)[1] if "; " in result.reason else "")
@@ -94,7 +94,7 @@ def _render_rich(results: list[Result], catalog: Catalog, console: Console) -> N
             if r.verdict is Verdict.OK and r.health() is not Health.HEALTHY:
                 style = _HEALTH_STYLE[r.health()]
             table.add_row(
-                Text(str(r.port)),
+                Text(r.where),
                 Text(_service(r, catalog)),
                 Text(str(r.verdict), style=style),
                 Text(inert(r.product or "", 60)),
@@ -114,7 +114,7 @@ def _render_plain(results: list[Result], catalog: Catalog, stream: TextIO) -> No
         rows = list(group)
         stream.write(f"{inert(host)} ({rows[0].address or 'unresolved'})\n")
         for r in rows:
-            stream.write(f"  {r.port:>5}  {r.verdict!s:<14} {inert(r.reason, 300)}\n")
+            stream.write(f"  {r.where:>5}  {r.verdict!s:<14} {inert(r.reason, 300)}\n")
             for f in r.findings:
                 stream.write(
                     f"  {'':>5}  {'':<14} {f.severity} {f.code}: {inert(f.message, 300)}\n"

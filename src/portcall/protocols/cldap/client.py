@@ -52,13 +52,14 @@ class CldapClient(CldapFraming, Handshake):
         self,
         options: ProbeOptions | None = None,
         *,
-        domain: str,
-        transport: str = "udp",
+        domain: str | None = None,
+        transport: str | None = None,
         message_id: int | None = None,
     ) -> None:
-        self.domain = domain.strip().rstrip(".")
+        options = options or ProbeOptions()
+        self.domain = (domain or options.ad_domain()).strip().rstrip(".")
         self.message_id = message_id or secrets.randbelow(2**31 - 2) + 1
-        self._set_transport(transport)
+        self._set_transport(transport or options.transport)
         super().__init__(options)
 
     def run(self) -> Steps:

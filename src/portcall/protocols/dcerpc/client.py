@@ -77,12 +77,15 @@ class EpmClient(Handshake):
     protocol = "dcerpc"
     display_name = "DCE/RPC endpoint mapper"
 
-    def __init__(self, options: ProbeOptions | None = None, *, transport: str = "tcp") -> None:
+    def __init__(
+        self, options: ProbeOptions | None = None, *, transport: str | None = None
+    ) -> None:
+        super().__init__(options)
+        transport = transport or self.options.transport
         if transport != "tcp":
             # Over UDP 135 DCE/RPC is connectionless (C706 chapter 12 vs 13): other PDUs.
             raise LocalProtocolError("the endpoint mapper is probed over tcp only")
         self.transport = transport
-        super().__init__(options)
         self._call_id = 0
         self._pdus_read = 0
 
@@ -100,6 +103,10 @@ class EpmClient(Handshake):
         info.details["interfaces"] = interfaces
         info.product = "Microsoft RPC endpoint mapper"
         info.notes += _notes(interfaces)
+        mapped = [
+            f"{name} at {found['port']}" for name, found in interfaces.items() if "port" in found
+        ]
+        info.banner = ", ".join(mapped) if mapped else "no directory interface mapped"
         return info
 
     def _stranger(self) -> bool:

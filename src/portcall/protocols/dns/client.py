@@ -63,13 +63,14 @@ class DnsClient(DnsFraming, Handshake):
         self,
         options: ProbeOptions | None = None,
         *,
-        domain: str,
-        transport: str = "udp",
+        domain: str | None = None,
+        transport: str | None = None,
         query_ids: tuple[int, int] | None = None,
     ) -> None:
-        self.domain = domain_name(domain)
+        options = options or ProbeOptions()
+        self.domain = domain_name(domain or options.ad_domain())
         self._ids = query_ids or (secrets.randbelow(65536), secrets.randbelow(65536))
-        self._set_transport(transport)
+        self._set_transport(transport or options.transport)
         super().__init__(options)
 
     def run(self) -> Steps:
@@ -118,6 +119,11 @@ class DnsClient(DnsFraming, Handshake):
         primary = soa_details.get("primary")
         if primary:
             info.banner = f"SOA {primary} serial {soa_details['serial']}"
+        targets = srv_details.get("targets")
+        if isinstance(targets, list) and targets:
+            dcs = ", ".join(str(t["target"]) for t in targets[:4])
+            more = f" and {len(targets) - 4} more" if len(targets) > 4 else ""
+            info.banner = f"{info.banner or 'no SOA'}; DCs {dcs}{more}"
         if (soa.flags | srv.flags) & dns.flags.TC:
             info.notes.append(TRUNCATED_NOTE)
         return info

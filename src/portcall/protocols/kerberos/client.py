@@ -53,18 +53,19 @@ class KerberosClient(KerberosFraming, Handshake):
         self,
         options: ProbeOptions | None = None,
         *,
-        domain: str,
+        domain: str | None = None,
         realm: str | None = None,
-        transport: str = "udp",
+        transport: str | None = None,
         probe_name: str | None = None,
         nonce: int | None = None,
     ) -> None:
-        self.realm = realm or domain.strip().rstrip(".").upper()
+        options = options or ProbeOptions()
+        self.realm = realm or (domain or options.ad_domain()).strip().rstrip(".").upper()
         self.probe_name = probe_name or PROBE_PREFIX + secrets.token_hex(8)
         if not self.probe_name.startswith(PROBE_PREFIX):
             self.probe_name = PROBE_PREFIX + self.probe_name
         self.nonce = secrets.randbelow(2**31) if nonce is None else nonce
-        self._set_transport(transport)
+        self._set_transport(transport or options.transport)
         super().__init__(options)
 
     def run(self) -> Steps:

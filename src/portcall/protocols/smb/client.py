@@ -32,6 +32,7 @@ from portcall.protocols.smb.messages import (
     MAX_KEEPALIVES,
     NEGOTIATE,
     SESSION_SETUP,
+    SIGNING_REQUIRED,
     SMB1_MAGIC,
     STATUS_MORE_PROCESSING_REQUIRED,
     STATUS_SUCCESS,
@@ -69,13 +70,14 @@ class SmbClient(Handshake):
         self,
         options: ProbeOptions | None = None,
         *,
-        transport: str = "tcp",
-        multi_protocol: bool = False,
+        transport: str | None = None,
+        multi_protocol: bool = True,
         random: Callable[[int], bytes] = os.urandom,
     ) -> None:
+        super().__init__(options)
+        transport = transport or self.options.transport
         if transport != "tcp":
             raise LocalProtocolError(f"SMB2 runs over TCP only, not {transport!r}")
-        super().__init__(options)
         self.transport = transport
         #: Open with the SMB1 multi-protocol NEGOTIATE, as Windows clients do: a server that
         #: speaks SMB1 only (Windows 2000, Server 2003) closes on a bare SMB2 hello.
@@ -154,7 +156,9 @@ class SmbClient(Handshake):
         answer = parse_negotiate_response(message)
         info.details.update(describe(answer))
         info.capabilities = capability_names(answer.capabilities)
-        info.banner = f"SMB {dialect_name(answer.dialect)}"
+        required = answer.security_mode & SIGNING_REQUIRED
+        signing = "signing required" if required else "signing not required"
+        info.banner = f"SMB {dialect_name(answer.dialect)}, {signing}"
 
     def _challenged(self, info: ServiceInfo, message: bytes) -> int | None:
         """Record the NTLM identity a SESSION_SETUP response carries; the status otherwise."""
