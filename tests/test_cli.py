@@ -219,6 +219,36 @@ USAGE: dict[str, tuple[Callable[[Path], list[object]], str, str]] = {
     "cidr-too-big": (lambda _: ["10.0.0.0/8"], "holds 16777216 addresses", "--help"),
     "bad-address": (lambda _: ["192.0.2.300"], "is not a host name, an IP address", "--help"),
     "no-target": (lambda _: [], "Missing argument 'TARGET...'", "--help"),
+    "target-and-locate": (
+        lambda _: ["127.0.0.1", "--locate", "example.test"],
+        "give either TARGET... or --locate DOMAIN, not both",
+        "--locate example.com",
+    ),
+    "bad-domain": (
+        lambda _: ["127.0.0.1", "--domain", "exa mple.com"],
+        "--domain: 'exa mple.com' is not a DNS domain name",
+        "such as example.com",
+    ),
+    "bad-locate-domain": (
+        lambda _: ["--locate", "-bad-.com"],
+        "--locate: '-bad-.com' is not a DNS domain name",
+        "such as example.com",
+    ),
+    "dns-server-not-an-address": (
+        lambda _: ["--locate", "example.test", "--dns-server", "dns.example"],
+        "--dns-server: 'dns.example' is not an IP address",
+        "--dns-server 192.0.2.53",
+    ),
+    "dns-server-without-locate": (
+        lambda _: ["127.0.0.1", "--dns-server", "127.0.0.1"],
+        "--dns-server is for --locate",
+        "add --locate DOMAIN",
+    ),
+    "unknown-builtin-catalog": (
+        lambda _: ["127.0.0.1", "--catalog", "windows-dc", "--catalog", "windows-xp"],
+        "cannot read catalog windows-xp: No such file or directory (built-in catalogs: exchange-2000, windows-dc)",
+        "built-in rows",
+    ),
     "unknown-key": (
         lambda _: ["127.0.0.1", "--ports", "nosuch"],
         "--ports: 'nosuch' is neither a port, a range nor a catalog key",

@@ -9,12 +9,12 @@ from typing import Any
 from portcall.catalog import Catalog, PortEntry, load_catalog
 from portcall.probing.probe import Settings
 from portcall.probing.scheduler import Limits, ResultHook, run_checks
-from portcall.probing.targets import parse_targets
+from portcall.probing.targets import Target, parse_targets
 from portcall.verdicts import Result
 
 
 async def check_async(
-    targets: list[str],
+    targets: list[str] | list[Target],
     *,
     catalog: Catalog | None = None,
     entries: list[PortEntry] | None = None,
@@ -31,7 +31,8 @@ async def check_async(
     """
     catalog = catalog or load_catalog()
     return await run_checks(
-        parse_targets(targets),
+        [t for t in targets if isinstance(t, Target)]
+        + parse_targets([t for t in targets if isinstance(t, str)]),
         entries if entries is not None else list(catalog.entries),
         settings or Settings(),
         limits or Limits(),

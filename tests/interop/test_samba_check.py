@@ -120,3 +120,40 @@ def test_both_catalogs_in_one_run(domain: Domain) -> None:
     places = [f"{r['port']}/{r['transport']}" for r in document["results"]]
     assert len(places) == len(set(places)) == 27
     assert by_place(document)["389/udp"]["verdict"] == "ok"
+
+
+def test_locate_finds_the_dc_and_checks_it(domain: Domain) -> None:
+    code, document = check(domain, "--locate", DNS_DOMAIN, "--dns-server", DC_ADDRESS)
+    located = document["locate"]
+    assert (located["domain"], located["dns_server"]) == (DNS_DOMAIN, DC_ADDRESS)
+    assert [s["key"] for s in located["steps"]] == ["locate-dns", "locate-cldap"]
+    assert all(s["verdict"] == "ok" for s in located["steps"])
+    assert located["dcs"] == [{"name": DC_FQDN, "addresses": [DC_ADDRESS], "closest": True}]
+    assert (located["chosen"], located["chosen_address"]) == (DC_FQDN, DC_ADDRESS)
+    assert "CLOSEST" in located["why"]
+    # Then the windows-dc catalog on the chosen DC, by its name.
+    assert document["catalog"] == "windows-dc"
+    assert {r["host"] for r in document["results"]} == {DC_FQDN}
+    assert {r["address"] for r in document["results"]} == {DC_ADDRESS}
+    assert by_place(document)["88/udp"]["details"]["realm"] == REALM
+    assert code in (1, 2)  # Samba's self-signed LDAPS certificate is a finding
+
+
+def test_locate_text_has_one_line_per_step(domain: Domain) -> None:
+    argv = [sys.executable, "-m", "portcall", "check", "--timeout", "3", "--locate", DNS_DOMAIN]
+    run = domain.run([*argv, "--dns-server", DC_ADDRESS, "--ports", "53,88"])
+    lines = run.stdout.splitlines()
+    assert lines[0] == f"Locating a domain controller of {DNS_DOMAIN} (DNS {DC_ADDRESS})"
+    assert lines[1].startswith(f"  DNS SRV   {DC_ADDRESS}: 53/udp ok: DNS answered; SOA {DC_FQDN}")
+    assert lines[2].startswith(f"  LDAP ping {DC_FQDN}: 389/udp ok: Active Directory")
+    assert lines[3].startswith(f"  chosen {DC_FQDN} ({DC_ADDRESS}): it says it is in")
+    assert run.returncode == 0, run.stdout
+
+
+def test_locate_of_a_domain_nobody_serves_fails_at_the_first_step(domain: Domain) -> None:
+    code, document = check(domain, "--locate", "elsewhere.test", "--dns-server", DC_ADDRESS)
+    assert code == 2
+    located = document["locate"]
+    assert located["chosen"] is None
+    assert located["why"].startswith("no DC found: DNS at")
+    assert document["results"] == []

@@ -73,11 +73,15 @@ class PortEntry:
     optional: bool = False
 
     @property
+    def service(self) -> str:
+        """The service without its port: "IMAP4 over TLS", "DNS"."""
+        name = _DISPLAY[self.protocol]
+        return name + " over TLS" if self.tls is TlsMode.IMPLICIT else name
+
+    @property
     def label(self) -> str:
         """How a person names the row: "IMAP4 over TLS (993)", "DNS (53/udp)"."""
-        name = _DISPLAY[self.protocol]
-        if self.tls is TlsMode.IMPLICIT:
-            name += " over TLS"
+        name = self.service
         if len(PROTOCOL_TRANSPORTS[self.protocol]) > 1:
             return f"{name} ({self.port}/{self.transport})"
         return f"{name} ({self.where})"
@@ -173,7 +177,10 @@ def load_catalog(path: str | Path | None = None) -> Catalog:
         try:
             text = Path(path).read_text(encoding="utf-8")
         except OSError as exc:
-            raise CatalogError(f"cannot read catalog {path}: {exc.strerror or exc}") from exc
+            builtin = f" (built-in catalogs: {', '.join(BUILTIN_CATALOGS)})"
+            raise CatalogError(
+                f"cannot read catalog {path}: {exc.strerror or exc}{builtin}"
+            ) from exc
         except UnicodeDecodeError as exc:
             raise CatalogError(f"catalog {path} is not UTF-8 text") from exc
         origin = str(path)

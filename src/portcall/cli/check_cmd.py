@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import os
 import re
 import sys
@@ -31,11 +32,12 @@ from portcall.cli.common import (
     write_atomically,
 )
 from portcall.cli.group import EXIT_FAILURES, EXIT_HEALTHY, EXIT_WARNINGS, app
+from portcall.probing.locate import Located, LocateError, locate
 from portcall.probing.probe import Settings
 from portcall.probing.scheduler import Limits
-from portcall.probing.targets import TargetError, parse_target, parse_targets
+from portcall.probing.targets import Target, TargetError, parse_target, parse_targets
 from portcall.report.json_report import check_document, dumps
-from portcall.report.terminal import render, summary_line
+from portcall.report.terminal import locate_text, located_summary, render, summary_line
 from portcall.tls.context import TrustStoreError, client_context
 from portcall.verdicts import Health, Result, overall_health
 
@@ -47,7 +49,7 @@ _EXIT_FOR_HEALTH = {
 
 
 @app.command()
-@click.argument("targets", nargs=-1, required=True, metavar="TARGET...")
+@click.argument("targets", nargs=-1, metavar="TARGET...")
 @catalog_option
 @ports_option
 @protocol_option
@@ -105,6 +107,19 @@ _EXIT_FOR_HEALTH = {
     help="The Active Directory domain the DC protocols ask about (DNS, Kerberos, CLDAP, "
     "kpasswd); default: the target's DNS name less its first label, else the DC's rootDSE.",
 )
+@click.option(
+    "--locate",
+    metavar="DOMAIN",
+    callback=lambda _ctx, _param, value: _domain(value, "--locate"),
+    help="Find a DC of DOMAIN as the DC locator does (DNS SRV, then the LDAP ping to each DC) "
+    "and check the closest one with the windows-dc catalog; no TARGET then.",
+)
+@click.option(
+    "--dns-server",
+    metavar="ADDRESS",
+    callback=lambda _ctx, _param, value: _address(value, "--dns-server"),
+    help="The DNS server --locate asks (default: this machine's first, from /etc/resolv.conf).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Write the portcall.check/1 JSON document.")
 @output_option
 def check(
@@ -120,6 +135,8 @@ def check(
     require_text: str | None,
     expiring_days: int,
     domain: str | None,
+    locate: str | None,
+    dns_server: str | None,
     as_json: bool,
     output: str | None,
 ) -> None:
@@ -127,12 +144,25 @@ def check(
 
     TARGET is a host name, an IPv4 or IPv6 address, or a CIDR range. Each port gets one
     verdict (ok, refused, filtered, unreachable, unresolved, silent, wrong-protocol,
-    no-starttls, tls-failed) with a reason, plus certificate and TLS findings.
+    no-starttls, tls-failed) with a reason, plus certificate and TLS findings. With
+    --locate DOMAIN, the DC locator finds the target.
     """
+    if bool(targets) == bool(locate):
+        raise UsageProblem(
+            "give either TARGET... or --locate DOMAIN, not both"
+            if locate
+            else "Missing argument 'TARGET...' (or --locate DOMAIN)",
+            "example: portcall check mail.example.com, or portcall check --locate example.com;"
+            " see portcall check --help",
+        )
+    if dns_server and not locate:
+        raise UsageProblem("--dns-server is for --locate", "add --locate DOMAIN, or leave it out")
+    if locate and not catalog_path:
+        catalog_path = ("windows-dc",)
     catalog = open_catalog(catalog_path)
     entries = select_entries(catalog, ports_text, protocols)
     try:
-        hosts = len(parse_targets(list(targets)))
+        hosts = len(parse_targets(list(targets))) if targets else 1
     except TargetError as exc:
         raise UsageProblem(str(exc)) from exc
     if cafile is not None:
@@ -143,12 +173,20 @@ def check(
         cafile=cafile,
         servername=servername,
         expiring_days=expiring_days,
-        domain=domain or "",
+        domain=domain or locate or "",
     )
     started = datetime.now(UTC)
+    located = _locate(locate, settings, dns_server) if locate else None
+    chosen = located.chosen if located else None
+    if located is not None and chosen is None:
+        _emit([], catalog, as_json=as_json, output=output, started=started, located=located)
+        sys.exit(EXIT_FAILURES)
+    checked: list[str] | list[Target] = list(targets)
+    if chosen is not None:
+        checked = [Target(chosen.name, address=chosen.addresses[0])]
     results = _run_with_progress(
         lambda hook: check_async(
-            list(targets),
+            checked,
             catalog=catalog,
             entries=entries,
             settings=settings,
@@ -159,8 +197,28 @@ def check(
         total=len(entries) * hosts,
         quiet=as_json and output is None,
     )
-    _emit(results, catalog, as_json=as_json, output=output, started=started)
-    sys.exit(_EXIT_FOR_HEALTH[overall_health(results)])
+    _emit(results, catalog, as_json=as_json, output=output, started=started, located=located)
+    steps = located.steps if located else []
+    sys.exit(_EXIT_FOR_HEALTH[overall_health(steps + results)])
+
+
+def _locate(domain: str, settings: Settings, dns_server: str | None) -> Located:
+    """The DC locator's steps (`portcall.probing.locate`)."""
+    try:
+        return asyncio.run(locate(domain, settings, dns_server))
+    except LocateError as exc:
+        raise UsageProblem(str(exc), "give the DNS server with --dns-server ADDRESS") from exc
+
+
+def _address(value: str | None, option: str) -> str | None:
+    if value is None:
+        return None
+    try:
+        return str(ipaddress.ip_address(value.strip().strip("[]")))
+    except ValueError:
+        raise UsageProblem(
+            f"{option}: '{value}' is not an IP address", "example: --dns-server 192.0.2.53"
+        ) from None
 
 
 def _servername(value: str | None) -> str | None:
@@ -177,7 +235,7 @@ def _servername(value: str | None) -> str | None:
     return value
 
 
-def _domain(value: str | None) -> str | None:
+def _domain(value: str | None, option: str = "--domain") -> str | None:
     """A DNS domain name such as example.com, without the trailing dot."""
     if value is None:
         return None
@@ -185,7 +243,7 @@ def _domain(value: str | None) -> str | None:
     labels = name.split(".")
     if not name or not all(_LABEL.fullmatch(label) for label in labels):
         raise UsageProblem(
-            f"--domain: '{value}' is not a DNS domain name",
+            f"{option}: '{value}' is not a DNS domain name",
             "give the Active Directory domain in DNS form, such as example.com",
         )
     return name
@@ -247,18 +305,30 @@ def _run_with_progress(
 
 
 def _emit(
-    results: list[Result], catalog: Catalog, *, as_json: bool, output: str | None, started: datetime
+    results: list[Result],
+    catalog: Catalog,
+    *,
+    as_json: bool,
+    output: str | None,
+    started: datetime,
+    located: Located | None = None,
 ) -> None:
     if as_json:
-        text = dumps(check_document(results, catalog=catalog.name, started=started))
+        document = check_document(results, catalog=catalog.name, started=started, located=located)
+        text = dumps(document)
         if output is None:
             click.echo(text, nl=False)
         else:
             write_atomically(output, text)
         return
+    prologue = locate_text(located) + "\n" if located is not None else ""
     if output is None:
-        render(results, catalog, sys.stdout, rich_output=sys.stdout.isatty())
+        click.echo(prologue, nl=False)
+        if results:
+            render(results, catalog, sys.stdout, rich_output=sys.stdout.isatty())
         return
     with atomic_text(output) as handle:
-        render(results, catalog, handle, rich_output=False)
-    click.echo(summary_line(results), err=True)
+        handle.write(prologue)
+        if results:
+            render(results, catalog, handle, rich_output=False)
+    click.echo(summary_line(results) if results else located_summary(located), err=True)

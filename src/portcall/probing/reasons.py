@@ -82,7 +82,8 @@ _FACTS_IN_BANNER = frozenset({"dns", "kerberos", "kpasswd", "cldap", "dcerpc", "
 
 
 def ok_reason(entry: PortEntry, result: Result) -> str:
-    who = result.product or entry.label
+    # The port leads the reason; a DC protocol's facts follow, so its name need not repeat it.
+    who = result.product or (entry.service if entry.protocol in _FACTS_IN_BANNER else entry.label)
     parts = [f"{entry.where} ok: {who} answered"]
     if entry.tls is TlsMode.STARTTLS:
         upgraded = result.tls is not None

@@ -86,6 +86,8 @@ async def _one(
 async def _resolve(target: Target, timeout: float) -> Endpoint | tuple[Target, ProbeFailure]:
     if target.is_address:
         return Endpoint(target.name, target.name, True)
+    if target.address is not None:
+        return Endpoint(target.name, target.address, False)
     loop = asyncio.get_running_loop()
     try:
         async with asyncio.timeout(timeout):

@@ -24,6 +24,8 @@ class Target:
     name: str
     #: True when `name` is an IP address literal: no DNS, and certificates need IP SANs.
     is_address: bool = False
+    #: The address of a name already resolved elsewhere (the DC locator's DNS): no lookup.
+    address: str | None = None
 
 
 def parse_target(spec: str) -> list[Target]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from portcall import __version__
 from portcall.report.inert import inert_tree
@@ -25,6 +25,9 @@ from portcall.verdicts import (
     overall_health,
     silent_hosts,
 )
+
+if TYPE_CHECKING:
+    from portcall.probing.locate import Located
 
 SCHEMA = "portcall.check/1"
 
@@ -58,7 +61,33 @@ def _fields(result: Result) -> dict[str, Any]:
     }
 
 
-def check_document(results: list[Result], *, catalog: str, started: datetime) -> dict[str, Any]:
+def locate_to_dict(located: Located) -> dict[str, Any]:
+    """What `check --locate` found: each step's result, the DCs and the one chosen."""
+    chosen = located.chosen
+    document = {
+        "domain": located.domain,
+        "dns_server": located.dns_server,
+        "steps": [result_to_dict(step) for step in located.steps],
+        "dcs": [
+            {"name": c.name, "addresses": c.addresses, "closest": c.closest}
+            for c in located.candidates
+        ],
+        "chosen": chosen.name if chosen else None,
+        "chosen_address": chosen.addresses[0] if chosen else None,
+        "why": located.why,
+    }
+    tree: dict[str, Any] = inert_tree(document)
+    return tree
+
+
+def check_document(
+    results: list[Result],
+    *,
+    catalog: str,
+    started: datetime,
+    located: Located | None = None,
+) -> dict[str, Any]:
+    extra = {} if located is None else {"locate": locate_to_dict(located)}
     return {
         "schema": SCHEMA,
         "portcall": __version__,
@@ -68,6 +97,7 @@ def check_document(results: list[Result], *, catalog: str, started: datetime) ->
         "health": str(overall_health(results)),
         "results": [result_to_dict(r) for r in results],
         "hosts": inert_tree(hosts_summary(results)),
+        **extra,
     }
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from itertools import groupby
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from rich.console import Console
 from rich.table import Table
@@ -20,6 +20,9 @@ from portcall.verdicts import (
     overall_health,
     silent_hosts,
 )
+
+if TYPE_CHECKING:
+    from portcall.probing.locate import Located
 
 _VERDICT_STYLE = {
     Verdict.OK: "green",
@@ -110,15 +113,32 @@ def _render_rich(results: list[Result], catalog: Catalog, console: Console) -> N
 
 def _render_plain(results: list[Result], catalog: Catalog, stream: TextIO) -> None:
     silent = set(silent_hosts(results))
+    width = max([5, *(len(r.where) for r in results)])
     for host, group in groupby(results, key=lambda r: r.host):
         rows = list(group)
         stream.write(f"{inert(host)} ({rows[0].address or 'unresolved'})\n")
         for r in rows:
-            stream.write(f"  {r.where:>5}  {r.verdict!s:<14} {inert(r.reason, 300)}\n")
+            stream.write(f"  {r.where:>{width}}  {r.verdict!s:<14} {inert(r.reason, 300)}\n")
             for f in r.findings:
                 stream.write(
-                    f"  {'':>5}  {'':<14} {f.severity} {f.code}: {inert(f.message, 300)}\n"
+                    f"  {'':>{width}}  {'':<14} {f.severity} {f.code}: {inert(f.message, 300)}\n"
                 )
         if host in silent:
             stream.write(f"  warning: {NOTHING_ANSWERS}\n")
     stream.write(summary_line(results) + "\n")
+
+
+def locate_text(located: Located) -> str:
+    """The DC locator's steps, one line each, then its choice."""
+    lines = [f"Locating a domain controller of {inert(located.domain)} (DNS {located.dns_server})"]
+    for step in located.steps:
+        what = "DNS SRV" if step.key == "locate-dns" else "LDAP ping"
+        lines.append(f"  {what:<9} {inert(step.host)}: {inert(step.reason, 300)}")
+    lines.append(f"  {inert(located.why)}")
+    return "\n".join(lines)
+
+
+def located_summary(located: Located | None) -> str:
+    """The last line of a run whose locator found no DC to check."""
+    why = located.why if located else "no DC found"
+    return f"{inert(why)}; health: {Health.FAILURES}"

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import ipaddress
+import warnings
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
+from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509.oid import NameOID
 
 from portcall.tls.facts import CertificateFacts
@@ -24,7 +26,9 @@ class CertificateError(ValueError):
 
 def load_certificate(der: bytes) -> x509.Certificate:
     try:
-        return x509.load_der_x509_certificate(der)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+            return x509.load_der_x509_certificate(der)
     except ValueError as err:
         raise CertificateError(f"the certificate is not valid DER X.509: {err}") from err
 
@@ -34,6 +38,14 @@ def certificate_facts(der: bytes) -> CertificateFacts:
 
 
 def facts_from_certificate(cert: x509.Certificate) -> CertificateFacts:
+    # A serial of zero or below (Samba's self-made certificates have one) is the server's
+    # business, reported in the facts: not a Python warning on the user's terminal.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+        return _facts(cert)
+
+
+def _facts(cert: x509.Certificate) -> CertificateFacts:
     common = common_names(cert)
     return CertificateFacts(
         subject=cert.subject.rfc4514_string(),

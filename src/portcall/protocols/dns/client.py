@@ -39,6 +39,8 @@ from portcall.protocols.dns.messages import (
 )
 from portcall.protocols.sniff import identify
 
+#: Replies over UDP with another ID read, at most, while waiting for the one to a question.
+MAX_STRAYS = 8
 #: What the client says when a reply over UDP came with TC set.
 TRUNCATED_NOTE = (
     "a reply came truncated (TC): it holds only part of the answer, and this probe does not"
@@ -89,17 +91,22 @@ class DnsClient(DnsFraming, Handshake):
     ) -> Generator[Event, None, dns.message.Message]:
         query = dns.message.make_query(name, rdtype, id=query_id)
         yield Send(self.frame(query.to_wire()))
-        wire = yield from self.read_message()
-        try:
-            reply = parse(wire)
-        except MalformedMessage:
-            # Over TCP the first bytes are a length prefix: the message itself names the stranger.
-            detected = identify(wire)
-            if detected is not None:
-                raise WrongProtocol(self.display_name, detected) from None
-            raise
-        if not reply.flags & dns.flags.QR:
-            raise MalformedMessage("the reply is a query, not a response")
+        for _ in range(MAX_STRAYS):
+            wire = yield from self.read_message()
+            try:
+                reply = parse(wire)
+            except MalformedMessage:
+                # Over TCP the first bytes are a length prefix: the message names the stranger.
+                detected = identify(wire)
+                if detected is not None:
+                    raise WrongProtocol(self.display_name, detected) from None
+                raise
+            if not reply.flags & dns.flags.QR:
+                raise MalformedMessage("the reply is a query, not a response")
+            if reply.id == query.id or self.transport == "tcp":
+                break
+            # Over UDP a reply to an earlier question (a repeat of it was sent after a lost or
+            # slow datagram) may still arrive: it is dropped, as resolvers do (RFC 5452 9.1).
         if reply.id != query.id:
             raise MalformedMessage(f"the reply's ID {reply.id} is not the query's {query.id}")
         if reply.question != query.question and reply.rcode() != dns.rcode.FORMERR:
