@@ -11,6 +11,7 @@ import random
 
 import pytest
 
+from portcall.catalog import PROTOCOL_TRANSPORTS
 from portcall.protocols import CLIENTS, client_for
 from portcall.protocols.base import (
     Done,
@@ -32,6 +33,13 @@ SEEDS = (
     b"\x30\x0c\x02\x01\x01\x65\x07\x0a\x01\x00\x04\x00\x04\x00",
     b"{0000004c} NODEINFO (5) {38}Version: 6.5.7638.1 Microsoft Routing Server ready\r\n",
     b"\x16\x03\x01\x00\x2a",
+    # The domain controller's protocols: a DNS reply header, a KRB-ERROR's tag, an SMB2
+    # header behind its length, a DCE/RPC bind_ack, an NTP server reply's head.
+    b"\x12\x34\x85\x80\x00\x01\x00\x01\x00\x00\x00\x00\x07example\x04test\x00\x00\x06\x00\x01",
+    b"\x7e\x81\x80\x30\x81\x7d\xa0\x03\x02\x01\x05\xa1\x03\x02\x01\x1e",
+    b"\x00\x00\x00\x48\xfeSMB\x40\x00\x00\x00\x00\x00\x00\x00\x00\x00\x01\x00",
+    b"\x05\x00\x0c\x03\x10\x00\x00\x00\x44\x00\x00\x00\x01\x00\x00\x00",
+    b"\x24\x02\x06\xe9" + bytes(44),
 )
 CASES_PER_PROTOCOL = 400
 
@@ -70,7 +78,12 @@ def run(hs: Handshake, data: bytes, rng: random.Random) -> None:
 def test_any_reply_ends_in_a_result_or_a_remote_protocol_error(protocol: str) -> None:
     rng = random.Random(f"portcall-{protocol}")
     for _ in range(CASES_PER_PROTOCOL):
-        options = ProbeOptions(starttls=rng.random() < 0.5, starttls_required=rng.random() < 0.5)
+        options = ProbeOptions(
+            starttls=rng.random() < 0.5,
+            starttls_required=rng.random() < 0.5,
+            domain="example.test",
+            transport=rng.choice(PROTOCOL_TRANSPORTS[protocol]),
+        )
         data = damaged(rng)
         try:
             run(client_for(protocol, options), data, rng)

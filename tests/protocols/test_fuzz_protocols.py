@@ -10,10 +10,12 @@ first line, then cut at random places. Each example has its own CPU-time bound.
 
 from __future__ import annotations
 
+import importlib
 import itertools
 import time
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -271,6 +273,7 @@ probe_options = st.builds(
     starttls_required=st.booleans(),
     implicit_tls=st.booleans(),
     reply_limit=st.sampled_from([64, 512, 64 * 1024]),
+    domain=st.just("example.test"),
 )
 
 
@@ -420,9 +423,34 @@ def test_fuzz_routing_server(options: ServerOptions, chunks: list[bytes]) -> Non
     _check_server("routing", options, chunks)
 
 
+#: The domain controller's protocols: each module fuzzes both roles over each transport
+#: (tests/protocols/test_<module>.py); here they meet every other protocol's replies.
+DC_FUZZ_MODULES = {
+    "dns": "test_dns",
+    "kerberos": "test_kerberos",
+    "kpasswd": "test_kpasswd",
+    "cldap": "test_cldap",
+    "dcerpc": "test_dcerpc",
+    "smb": "test_smb",
+    "ntp": "test_ntp",
+}
+
+
 def test_every_role_has_pieces_to_fuzz_with() -> None:
-    assert set(SERVER_PIECES) == set(CLIENTS)
-    assert set(CLIENT_PIECES) == set(SERVERS)
+    assert set(SERVER_PIECES) | set(DC_FUZZ_MODULES) == set(CLIENTS)
+    assert set(CLIENT_PIECES) | set(DC_FUZZ_MODULES) == set(SERVERS)
+
+
+@pytest.mark.parametrize("protocol", sorted(DC_FUZZ_MODULES))
+def test_every_dc_role_is_fuzzed_in_its_own_module(protocol: str) -> None:
+    module = importlib.import_module(f"tests.protocols.{DC_FUZZ_MODULES[protocol]}")
+    fuzzed = [
+        name
+        for name, test in vars(module).items()
+        if name.startswith("test_fuzz") and hasattr(test, "hypothesis")
+    ]
+    assert any("client" in name for name in fuzzed), f"{protocol}: no client fuzz test"
+    assert any("server" in name for name in fuzzed), f"{protocol}: no server fuzz test"
 
 
 # -- the catalog loader ------------------------------------------------------------------------

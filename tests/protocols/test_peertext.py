@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from portcall.catalog import PROTOCOL_TRANSPORTS, TLS_PROTOCOLS
 from portcall.protocols import CLIENTS, client_for
 from portcall.protocols.base import ProbeOptions, RemoteProtocolError, WrongProtocol
 from portcall.protocols.peertext import ELLIPSIS, QUOTE_CHARS, as_text, quoted
@@ -41,12 +42,24 @@ def test_the_exact_limit_is_not_cut() -> None:
     assert quoted("a" * QUOTE_CHARS) == '"' + "a" * QUOTE_CHARS + '"'
 
 
-@pytest.mark.parametrize("protocol", sorted(set(CLIENTS) - {"smtp", "ldap"}))
+@pytest.mark.parametrize("protocol", sorted(TLS_PROTOCOLS - {"smtp", "ldap"}))
 def test_a_wrong_protocol_shows_the_greeting_as_text(protocol: str) -> None:
     outcome = feed_client(client_for(protocol, ProbeOptions()), [EXCHANGE_SMTP])
     assert isinstance(outcome, WrongProtocol), outcome
     assert outcome.detected == "SMTP"
     assert '"220 mail.portcall.test Microsoft ESMTP MAIL Service' in outcome.evidence
+    assert "b'" not in str(outcome) and "\\r" not in str(outcome)
+
+
+DC_CASES = [(p, t) for p in sorted(set(CLIENTS) - TLS_PROTOCOLS) for t in PROTOCOL_TRANSPORTS[p]]
+
+
+@pytest.mark.parametrize(("protocol", "transport"), DC_CASES)
+def test_a_dc_protocol_names_a_text_stranger_without_bytes(protocol: str, transport: str) -> None:
+    options = ProbeOptions(domain="example.test", transport=transport)
+    outcome = feed_client(client_for(protocol, options), [EXCHANGE_SMTP])
+    assert isinstance(outcome, WrongProtocol), outcome
+    assert outcome.detected == "SMTP"
     assert "b'" not in str(outcome) and "\\r" not in str(outcome)
 
 
