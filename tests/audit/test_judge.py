@@ -103,8 +103,10 @@ def test_no_firewall_between_them_cannot_drift_by_being_open(plan: Plan) -> None
     assert matches_plan([line])
 
 
-def test_udp_and_unsampled_zones_are_not_probed(plan: Plan, planned: Target) -> None:
-    udp = dataclasses.replace(planned, transport="udp")
+def test_udp_without_a_catalog_row_and_unsampled_zones_are_not_probed(
+    plan: Plan, planned: Target
+) -> None:
+    udp = dataclasses.replace(planned, transport="udp", entry=None)
     assert "no 25/udp request" in (unprobed(udp) or "")
     zone = next(t for t in select_targets(plan, "mbx1", {}) if t.destination.name == "internet")
     assert "--sample internet=ADDR" in (unprobed(zone) or "")
@@ -117,3 +119,15 @@ def test_one_drift_fails_the_plan(planned: Target, unplanned: Target) -> None:
     fine = [judge(planned, Probed(Verdict.OK, "")), judge(unplanned, Probed(Verdict.FILTERED, ""))]
     assert matches_plan(fine)
     assert not matches_plan([*fine, judge(unplanned, Probed(Verdict.OK, ""))])
+
+
+def test_udp_flows_to_a_dc_are_probed_with_the_dc_catalogs_requests(plan: Plan) -> None:
+    """DNS, Kerberos and the LDAP ping over UDP: the windows-dc catalog's rows speak to them."""
+    targets = select_targets(plan, "mbx1", {})
+    udp = [t for t in targets if t.transport == "udp" and t.address is not None]
+    assert udp, "the example plan has UDP flows to its domain controller"
+    for target in udp:
+        assert target.entry is not None, target
+        assert (target.entry.port, target.entry.transport) == (target.port, "udp")
+        assert target.entry.protocol in {"dns", "kerberos", "cldap", "kpasswd", "ntp"}
+        assert unprobed(target) is None

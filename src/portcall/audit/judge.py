@@ -62,19 +62,14 @@ _SUMMARY = {
 }
 
 
-#: What to test a UDP flow with, until portcall speaks DNS, Kerberos and CLDAP itself.
-_UDP_CLIENTS = {
-    53: "nslookup or dig",
-    88: "kinit",
-    389: "an LDAP ping (nltest /dsgetdc, or ldapsearch over CLDAP)",
-}
-
-
 def unprobed(target: Target) -> str | None:
     """Why `target` cannot be probed from here, or None when it can."""
-    if target.transport == "udp":
-        client = _UDP_CLIENTS.get(target.port, "the service's own client")
-        return f"portcall has no {target.port}/udp request yet: test it with {client}"
+    if target.transport == "udp" and target.entry is None:
+        # A UDP port answers only the request it understands; silence proves nothing here.
+        return (
+            f"portcall has no {target.port}/udp request: no catalog row speaks to that port, "
+            "so test it with the service's own client"
+        )
     if target.address is None:
         zone = target.destination.name
         return f"a flow to the whole zone {zone}: give an address in it with --sample {zone}=ADDR"

@@ -7,8 +7,9 @@ import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import cache
 
-from portcall.catalog import PortEntry
+from portcall.catalog import Catalog, PortEntry, load_catalog
 from portcall.topology import Flow, FlowEnd, Plan, flows_from, unplanned_from
 from portcall.topology.flows import EndKind, Transport
 from portcall.topology.zones import excluded_networks, firewall_path
@@ -107,10 +108,17 @@ def _address(end: FlowEnd, samples: Mapping[str, str]) -> str | None:
 
 def _entry(plan: Plan, port: int, transport: str, service: str | None) -> PortEntry | None:
     """The catalog row `check` probes the port with: the flow's own service, else the first
-    row on that port; none for a port the catalog does not know (53, 88, 445, ...)."""
+    row on that port and transport in the plan's catalog, else in the windows-dc catalog
+    (DNS, Kerberos, the LDAP ping, the endpoint mapper, SMB: a domain controller's flows);
+    none for a port neither knows."""
     catalog = plan.topology.catalog
     if service is not None:
         entry = catalog.by_key(service)
         if entry is not None and entry.port == port and entry.transport == transport:
             return entry
-    return next((e for e in catalog.entries if e.port == port and e.transport == transport), None)
+    return catalog.by_port(port, transport) or _dc_catalog().by_port(port, transport)
+
+
+@cache
+def _dc_catalog() -> Catalog:
+    return load_catalog("windows-dc")
