@@ -246,7 +246,8 @@ USAGE: dict[str, tuple[Callable[[Path], list[object]], str, str]] = {
     ),
     "unknown-builtin-catalog": (
         lambda _: ["127.0.0.1", "--catalog", "windows-dc", "--catalog", "windows-xp"],
-        "cannot read catalog windows-xp: No such file or directory (built-in catalogs: exchange-2000, windows-dc)",
+        "cannot read catalog windows-xp: No such file or directory (built-in catalogs: "
+        "exchange-2000, windows-dc)",
         "built-in rows",
     ),
     "unknown-key": (

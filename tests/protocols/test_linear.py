@@ -320,9 +320,8 @@ def test_ldap_inner_length_of_2_31_is_a_clean_error() -> None:
 
 
 def test_every_drip_and_full_reply_covers_every_client() -> None:
-    from portcall.protocols import CLIENTS
-
     from portcall.catalog import PROTOCOL_TRANSPORTS
+    from portcall.protocols import CLIENTS
 
     over_tcp = {name for name in CLIENTS if "tcp" in PROTOCOL_TRANSPORTS[name]}
     assert set(DRIPS) == over_tcp
