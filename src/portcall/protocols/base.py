@@ -177,6 +177,12 @@ class SansIO(ABC):
     #: How people call it in a reason ("SMTP", "IMAP4").
     display_name: ClassVar[str]
 
+    @property
+    def sniffed_as(self) -> str:
+        """The name `sniff.identify` gives this protocol's bytes (its display name, unless the
+        sniffer can only name a family, as "DCE/RPC" for the endpoint mapper)."""
+        return self.display_name
+
     reply_limit: int = DEFAULT_REPLY_LIMIT
 
     def __init__(self) -> None:
@@ -224,7 +230,7 @@ class SansIO(ABC):
 
     def wrong_protocol(self, evidence: str = "") -> WrongProtocol:
         detected = identify(self.first_bytes)
-        if detected == self.display_name:
+        if detected == self.sniffed_as:
             detected = non_conforming(self.display_name)
         return WrongProtocol(self.display_name, detected, evidence)
 

@@ -37,6 +37,50 @@ def _looks_like_ldap(data: bytes) -> bool:
     return len(data) > offset and data[offset] == 0x02
 
 
+#: DCE/RPC connection-oriented PDU types a server sends (C706 12.6.4): response, fault,
+#: bind_ack, bind_nak, alter_context_resp, shutdown.
+_RPC_SERVER_PTYPES = frozenset({2, 3, 12, 13, 15, 17})
+
+
+def _looks_like_dcerpc(data: bytes) -> bool:
+    # Version 5.0 or 5.1, a server's PDU type, and the NDR data representation's first byte
+    # (little-endian integers and ASCII: 0x10, or big-endian: 0x00).
+    return (
+        len(data) >= 8
+        and data[0] == 5
+        and data[1] in (0, 1)
+        and data[2] in _RPC_SERVER_PTYPES
+        and data[4] in (0x10, 0x00)
+    )
+
+
+def _looks_like_smb(data: bytes) -> bool:
+    # Direct TCP transport (MS-SMB2 2.1): a zero byte and a 3-byte length, then an SMB2 or
+    # SMB1 header's protocol ID.
+    return len(data) >= 8 and data[0] == 0 and data[4:8] in (b"\xfeSMB", b"\xffSMB")
+
+
+def _looks_like_kerberos_tcp(data: bytes) -> bool:
+    # A 4-byte length (RFC 4120 7.2.2), then an AS-REP, TGS-REP or KRB-ERROR's APPLICATION tag
+    # (11, 13, 30) whose BER length agrees with it: text never does.
+    if len(data) < 8 or data[4] not in (0x6B, 0x6D, 0x7E):
+        return False
+    prefix = int.from_bytes(data[:4], "big")
+    first = data[5]
+    if first < 0x80:
+        return prefix == first + 2
+    width = first & 0x7F
+    if width not in (1, 2) or len(data) < 6 + width:
+        return False
+    return prefix == int.from_bytes(data[6 : 6 + width], "big") + 2 + width
+
+
+_BINARY_PATTERNS = (
+    (_looks_like_dcerpc, "DCE/RPC"),
+    (_looks_like_smb, "SMB"),
+    (_looks_like_kerberos_tcp, "Kerberos"),
+)
+
 #: How a name begins when the expected protocol itself answered, but broke its rules.
 NON_CONFORMING = "a non-conforming "
 
@@ -54,6 +98,9 @@ def identify(data: bytes) -> str | None:
         return "TLS"
     if _looks_like_ldap(data):
         return "LDAP"
+    for looks_like, name in _BINARY_PATTERNS:
+        if looks_like(data):
+            return name
     head = data[:256]
     for pattern, name in _TEXT_PATTERNS:
         if pattern.search(head):

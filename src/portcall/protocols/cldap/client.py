@@ -56,10 +56,12 @@ class CldapClient(CldapFraming, Handshake):
         transport: str | None = None,
         message_id: int | None = None,
     ) -> None:
+        # Without options (a role used on its own) the protocol's usual transport, UDP.
+        transport = transport or (options.transport if options is not None else "udp")
         options = options or ProbeOptions()
         self.domain = (domain or options.ad_domain()).strip().rstrip(".")
         self.message_id = message_id or secrets.randbelow(2**31 - 2) + 1
-        self._set_transport(transport or options.transport)
+        self._set_transport(transport)
         super().__init__(options)
 
     def run(self) -> Steps:

@@ -77,6 +77,10 @@ class EpmClient(Handshake):
     protocol = "dcerpc"
     display_name = "DCE/RPC endpoint mapper"
 
+    @property
+    def sniffed_as(self) -> str:
+        return "DCE/RPC"
+
     def __init__(
         self, options: ProbeOptions | None = None, *, transport: str | None = None
     ) -> None:
@@ -115,7 +119,7 @@ class EpmClient(Handshake):
         if not self.first_bytes:
             return False
         rpc_like = self.first_bytes[:2] in (b"\x05\x00", b"\x05\x01")
-        return identify(self.first_bytes) is not None or not rpc_like
+        return identify(self.first_bytes) not in (None, self.sniffed_as) or not rpc_like
 
     def _next_call(self) -> int:
         self._call_id += 1

@@ -69,10 +69,12 @@ class DnsClient(DnsFraming, Handshake):
         transport: str | None = None,
         query_ids: tuple[int, int] | None = None,
     ) -> None:
+        # Without options (a role used on its own) the protocol's usual transport, UDP.
+        transport = transport or (options.transport if options is not None else "udp")
         options = options or ProbeOptions()
         self.domain = domain_name(domain or options.ad_domain())
         self._ids = query_ids or (secrets.randbelow(65536), secrets.randbelow(65536))
-        self._set_transport(transport or options.transport)
+        self._set_transport(transport)
         super().__init__(options)
 
     def run(self) -> Steps:

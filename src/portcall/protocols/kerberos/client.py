@@ -59,13 +59,15 @@ class KerberosClient(KerberosFraming, Handshake):
         probe_name: str | None = None,
         nonce: int | None = None,
     ) -> None:
+        # Without options (a role used on its own) the protocol's usual transport, UDP.
+        transport = transport or (options.transport if options is not None else "udp")
         options = options or ProbeOptions()
         self.realm = realm or (domain or options.ad_domain()).strip().rstrip(".").upper()
         self.probe_name = probe_name or PROBE_PREFIX + secrets.token_hex(8)
         if not self.probe_name.startswith(PROBE_PREFIX):
             self.probe_name = PROBE_PREFIX + self.probe_name
         self.nonce = secrets.randbelow(2**31) if nonce is None else nonce
-        self._set_transport(transport or options.transport)
+        self._set_transport(transport)
         super().__init__(options)
 
     def run(self) -> Steps:
