@@ -97,6 +97,22 @@ def test_the_global_catalog_says_so(dc_check: dict[str, dict[str, Any]]) -> None
     assert dc_check["3268/tcp"]["details"]["global_catalog_ready"] is True
 
 
+@pytest.mark.parametrize("place", ["389/tcp", "3268/tcp", "636/tcp", "3269/tcp"])
+def test_starttls_and_ldaps_give_tls_with_samba_s_certificate(
+    dc_check: dict[str, dict[str, Any]], place: str
+) -> None:
+    """Samba's rootDSE lists no extension, but StartTLS works: the client asks regardless.
+    Its self-made certificate names the DC, not the address checked, and no CA vouches for it."""
+    result = dc_check[place]
+    assert result["tls"]["version"] in ("TLSv1.2", "TLSv1.3")
+    assert result["tls"]["certificate"]["common_name"].lower() == DC_FQDN
+    codes = {f["code"] for f in result["findings"]}
+    assert {"cert-untrusted", "cert-name-mismatch"} <= codes
+    if place in ("389/tcp", "3268/tcp"):
+        assert result["details"]["starttls_offered"] is True
+        assert "StartTLS works, though the rootDSE does not list it" in result["details"]["notes"]
+
+
 def test_the_domain_comes_from_the_rootdse_when_not_given(domain: Domain) -> None:
     _code, document = check(domain, "--catalog", "windows-dc", "--ports", "53,88", DC_ADDRESS)
     results = by_place(document)

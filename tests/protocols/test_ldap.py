@@ -127,7 +127,13 @@ OPENLDAP = {
     "structuralObjectClass": ["OpenLDAProotDSE"],
 }
 
-PLAIN = {"namingContexts": ["dc=example,dc=org"], "supportedLDAPVersion": ["3"]}
+PLAIN = {
+    "namingContexts": ["dc=example,dc=org"],
+    "supportedLDAPVersion": ["3"],
+    "supportedExtension": ["1.3.6.1.4.1.4203.1.11.3"],
+}
+#: A rootDSE that lists no extension at all, as a Samba DC's: it says nothing of StartTLS.
+SILENT_ON_EXTENSIONS = {"namingContexts": ["DC=example,DC=com"], "supportedLDAPVersion": ["3"]}
 
 SEARCH = C(search_request(1))
 ASK_STARTTLS = C(starttls_request(2))
@@ -280,6 +286,33 @@ def test_missing_starttls_is_a_note_when_optional() -> None:
     assert info.starttls_offered is False
     assert info.tls_upgraded is False
     assert "StartTLS not offered (optional for this port)" in info.notes
+
+
+def test_starttls_is_asked_for_when_the_rootdse_lists_no_extension() -> None:
+    steps = [
+        SEARCH,
+        S(entry(1, SILENT_ON_EXTENSIONS) + done(1)),
+        ASK_STARTTLS,
+        S(extended(2, name=STARTTLS_OID)),
+        TLS,
+        C(search_request(3)),
+        S(entry(3, SILENT_ON_EXTENSIONS) + done(3)),
+    ]
+    info = play_both_ways(starttls_client, steps)
+    assert info.starttls_offered is True and info.tls_upgraded is True
+    assert "StartTLS works, though the rootDSE does not list it" in info.notes
+
+
+def test_a_refusal_is_the_answer_when_the_rootdse_lists_no_extension() -> None:
+    steps = [
+        SEARCH,
+        S(entry(1, SILENT_ON_EXTENSIONS) + done(1)),
+        ASK_STARTTLS,
+        S(extended(2, 2, "unsupported extended operation")),
+    ]
+    info = play_both_ways(optional_starttls_client, steps)
+    assert info.starttls_offered is False and info.tls_upgraded is False
+    assert any(note.startswith("StartTLS refused (protocolError") for note in info.notes)
 
 
 @pytest.mark.parametrize("factory", [starttls_client, optional_starttls_client])

@@ -94,7 +94,10 @@ class LdapClient(Handshake):
         info = ServiceInfo(protocol=self.protocol)
         rootdse = yield from self._read_rootdse(info)
         if rootdse is not None:
-            info.starttls_offered = STARTTLS_OID in attribute(rootdse, "supportedExtension")
+            extensions = attribute(rootdse, "supportedExtension")
+            # A rootDSE that lists no extension at all (a Samba DC's) says nothing about
+            # StartTLS: the server's answer to the request decides, as for an unreadable one.
+            info.starttls_offered = STARTTLS_OID in extensions if extensions else None
         if self.options.starttls:
             yield from self._upgrade(info)
         yield Send(unbind_request(self._new_id()))
@@ -153,9 +156,15 @@ class LdapClient(Handshake):
                 )
             info.notes.append("StartTLS not offered (optional for this port)")
             return
-        # With an unreadable rootDSE the offer is unknown: the server's answer decides.
+        # With an unreadable rootDSE, or one listing no extension, the offer is unknown: the
+        # server's answer decides, and is recorded as the offer.
+        unknown = info.starttls_offered is None
         result = yield from self._ask_starttls()
-        if not result.ok and info.starttls_offered is None and not required:
+        if unknown:
+            info.starttls_offered = result.ok
+            if result.ok:
+                info.notes.append("StartTLS works, though the rootDSE does not list it")
+        if not result.ok and unknown and not required:
             info.notes.append(f"StartTLS refused ({result}); optional for this port")
             return
         if not result.ok:
