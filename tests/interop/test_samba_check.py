@@ -8,10 +8,12 @@ import json
 import sys
 from typing import Any
 
+import jsonschema
 import pytest
 
 from tests.interop.lab.daemons.samba import DC_ADDRESS, DC_FQDN, DNS_DOMAIN, REALM
 from tests.interop.samba_domain import SITE, Domain
+from tests.test_json_schema import SCHEMA_FILE
 
 pytestmark = pytest.mark.interop
 
@@ -28,9 +30,15 @@ def by_place(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {f"{r['port']}/{r['transport']}": r for r in document["results"]}
 
 
+def validator() -> jsonschema.Draft202012Validator:
+    schema = json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))
+    return jsonschema.Draft202012Validator(schema)
+
+
 @pytest.fixture(scope="module")
 def dc_check(domain: Domain) -> dict[str, dict[str, Any]]:
     _code, document = check(domain, "--catalog", "windows-dc", "--domain", DNS_DOMAIN, DC_ADDRESS)
+    assert sorted(validator().iter_errors(document), key=str) == []
     assert document["catalog"] == "windows-dc"
     results = by_place(document)
     for place, result in sorted(results.items()):
@@ -140,6 +148,7 @@ def test_both_catalogs_in_one_run(domain: Domain) -> None:
 
 def test_locate_finds_the_dc_and_checks_it(domain: Domain) -> None:
     code, document = check(domain, "--locate", DNS_DOMAIN, "--dns-server", DC_ADDRESS)
+    assert sorted(validator().iter_errors(document), key=str) == []
     located = document["locate"]
     assert (located["domain"], located["dns_server"]) == (DNS_DOMAIN, DC_ADDRESS)
     assert [s["key"] for s in located["steps"]] == ["locate-dns", "locate-cldap"]
@@ -168,6 +177,7 @@ def test_locate_text_has_one_line_per_step(domain: Domain) -> None:
 
 def test_locate_of_a_domain_nobody_serves_fails_at_the_first_step(domain: Domain) -> None:
     code, document = check(domain, "--locate", "elsewhere.test", "--dns-server", DC_ADDRESS)
+    assert sorted(validator().iter_errors(document), key=str) == []
     assert code == 2
     located = document["locate"]
     assert located["chosen"] is None
