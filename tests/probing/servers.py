@@ -153,20 +153,50 @@ class Gauge:
     peak_by_address: Counter[str] = field(default_factory=Counter)
     peak_total: int = 0
 
+    def enter(self, address: str) -> None:
+        self.open_now[address] += 1
+        self.peak_by_address[address] = max(self.peak_by_address[address], self.open_now[address])
+        self.peak_total = max(self.peak_total, self.open_now.total())
+
+    def leave(self, address: str) -> None:
+        self.open_now[address] -= 1
+
     def around(self, handler: Handler) -> Handler:
         async def counted(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             address = str(writer.get_extra_info("sockname")[0])
-            self.open_now[address] += 1
-            self.peak_by_address[address] = max(
-                self.peak_by_address[address], self.open_now[address]
-            )
-            self.peak_total = max(self.peak_total, self.open_now.total())
+            self.enter(address)
             try:
                 await handler(reader, writer)
             finally:
-                self.open_now[address] -= 1
+                self.leave(address)
 
         return counted
+
+    def talking(self, seconds: float) -> Handler:
+        """A POP3 service that counts conversations rather than connections: a client counts
+        from its first command, which the service answers `seconds` late, to its close."""
+
+        async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            address = str(writer.get_extra_info("sockname")[0])
+            writer.write(b"+OK ready\r\n")
+            await writer.drain()
+            talking = False
+            try:
+                while line := await reader.readline():
+                    if not talking:
+                        talking = True
+                        self.enter(address)
+                        await asyncio.sleep(seconds)
+                    verb = line.strip().upper()
+                    writer.write(_pop3_answer(verb, (b"TOP",), offer_stls=False))
+                    await writer.drain()
+                    if verb == b"QUIT":
+                        return
+            finally:
+                if talking:
+                    self.leave(address)
+
+        return handler
 
 
 @contextlib.asynccontextmanager

@@ -67,13 +67,26 @@ def run_portcall(*args: str, limit_files: int | None = None, netns: str | None =
     )
 
 
+def test_a_low_open_file_limit_slows_the_run_and_says_so(tmp_path: Path) -> None:
+    """The connections open at once shrink to what the limit allows: every verdict still
+    comes, with a warning that filtered ports will take longer."""
+    keys = ["pop3", "imap", "smtp", "nntp", "http", "ldap"]
+    catalog = moved_catalog(tmp_path / "c.toml", dict(zip(keys, unused_ports(6), strict=True)))
+    done = run_portcall("check", "127.0.0.0/28", "--catalog", str(catalog), limit_files=40)
+    assert done.returncode == 1, done.stderr  # nothing answers on any host: warnings
+    assert done.stderr.startswith("warning: the open-file limit (40) allows ")
+    assert "raise it with ulimit -n" in done.stderr
+    assert done.stdout.count("refused") >= 16 * 6
+    assert "Traceback" not in done.stderr
+
+
 def test_too_few_file_descriptors_is_a_local_error(tmp_path: Path) -> None:
     keys = ["pop3", "imap", "smtp", "nntp", "http", "ldap"]
     catalog = moved_catalog(tmp_path / "c.toml", dict(zip(keys, unused_ports(6), strict=True)))
-    done = run_portcall("check", "127.0.0.0/28", "--catalog", str(catalog), limit_files=30)
+    done = run_portcall("check", "127.0.0.0/28", "--catalog", str(catalog), limit_files=20)
     assert done.returncode == EXIT_LOCAL, done.stderr
     assert done.stderr.startswith("Error: this machine cannot open the connection")
-    assert "open files" in done.stderr and "ulimit -n" in done.stderr
+    assert "open-file limit is 20" in done.stderr and "ulimit -n" in done.stderr
     assert "Traceback" not in done.stderr
     assert "unreachable" not in done.stdout  # no verdict about any target
 

@@ -32,9 +32,10 @@ from portcall.cli.common import (
     write_atomically,
 )
 from portcall.cli.group import EXIT_FAILURES, EXIT_HEALTHY, EXIT_WARNINGS, app
+from portcall.probing.gates import open_file_budget
 from portcall.probing.locate import Located, LocateError, locate
 from portcall.probing.probe import Settings
-from portcall.probing.scheduler import Limits
+from portcall.probing.scheduler import Limits, connections_wanted
 from portcall.probing.targets import Target, TargetError, parse_target, parse_targets
 from portcall.report.json_report import check_document, dumps
 from portcall.report.terminal import locate_text, located_summary, render, summary_line
@@ -175,6 +176,10 @@ def check(
         expiring_days=expiring_days,
         domain=domain or locate or "",
     )
+    limits = Limits(concurrency=concurrency, per_host=per_host)
+    _, note = open_file_budget(connections_wanted(limits, hosts, len(entries)))
+    if note is not None:
+        click.echo(f"warning: {note}", err=True)
     started = datetime.now(UTC)
     located = _locate(locate, settings, dns_server) if locate else None
     chosen = located.chosen if located else None
@@ -190,7 +195,7 @@ def check(
             catalog=catalog,
             entries=entries,
             settings=settings,
-            limits=Limits(concurrency=concurrency, per_host=per_host),
+            limits=limits,
             required=required,
             on_result=hook,
         ),

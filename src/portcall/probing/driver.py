@@ -7,6 +7,7 @@ import ssl
 from dataclasses import dataclass, field
 
 from portcall.probing.errors import Phase, ProbeFailure, classify
+from portcall.probing.gates import connection_slot, conversation_slot, host_pace
 from portcall.probing.stream import Datagrams, Stream, TlsSession
 from portcall.protocols.base import (
     Done,
@@ -32,6 +33,8 @@ class Conversation:
 @dataclass
 class _Progress:
     phase: Phase = Phase.CONNECT
+    #: The timeout of the step under way (a connect's may be adapted to the host).
+    timeout: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -90,21 +93,22 @@ async def converse(connection: Connection, handshake: Handshake) -> Conversation
     if connection.transport == "udp":
         return await _exchange(connection, handshake)
     progress = _Progress()
+    pace = host_pace()
+    progress.timeout = pace.connect_timeout(connection.timeout) if pace else connection.timeout
     stream: Stream | None = None
     try:
-        async with asyncio.timeout(connection.timeout):
-            stream = await Stream.connect(connection.address, connection.port)
-            raw = connection.raw_hello
-            if raw is not None and raw.implicit:
-                progress.phase = Phase.TLS
-                session = await stream.peek_tls(raw.hello)
-                return Conversation(_unspoken(handshake), session, dict(stream.timings))
-            if connection.implicit_tls is not None:
-                progress.phase = Phase.TLS
-                await stream.start_tls(connection.implicit_tls, connection.server_hostname)
-            progress.phase = Phase.CONVERSATION
-            info, tls = await _pump(stream, handshake, connection, progress)
-        return Conversation(info, tls, dict(stream.timings))
+        # A connection slot is held while the socket is open; a conversation slot only while
+        # portcall talks on it. Neither wait counts against a timeout.
+        async with connection_slot():
+            async with asyncio.timeout(progress.timeout):
+                stream = await Stream.connect(connection.address, connection.port)
+            connected = stream.timings["connect"]
+            if pace is not None:
+                pace.observe(connected)
+            progress.timeout = connection.timeout
+            left = max(0.05, connection.timeout - connected)
+            async with conversation_slot(), asyncio.timeout(left):
+                return await _converse_on(stream, handshake, connection, progress)
     except ssl.SSLError as exc:
         raise HandshakeFailed(exc, progress.phase, handshake.first_bytes, connection) from exc
     except (OSError, TimeoutError, RemoteProtocolError) as exc:
@@ -113,11 +117,27 @@ async def converse(connection: Connection, handshake: Handshake) -> Conversation
             raise HandshakeFailed(exc, progress.phase, first, connection) from exc
         expected = handshake.display_name
         raise classify(
-            exc, progress.phase, first, connection.timeout, connection.address, expected
+            exc, progress.phase, first, progress.timeout, connection.address, expected
         ) from exc
     finally:
         if stream is not None:
             await stream.close()
+
+
+async def _converse_on(
+    stream: Stream, handshake: Handshake, connection: Connection, progress: _Progress
+) -> Conversation:
+    raw = connection.raw_hello
+    if raw is not None and raw.implicit:
+        progress.phase = Phase.TLS
+        session = await stream.peek_tls(raw.hello)
+        return Conversation(_unspoken(handshake), session, dict(stream.timings))
+    if connection.implicit_tls is not None:
+        progress.phase = Phase.TLS
+        await stream.start_tls(connection.implicit_tls, connection.server_hostname)
+    progress.phase = Phase.CONVERSATION
+    info, tls = await _pump(stream, handshake, connection, progress)
+    return Conversation(info, tls, dict(stream.timings))
 
 
 async def _pump(
@@ -152,7 +172,8 @@ async def _exchange(connection: Connection, handshake: Handshake) -> Conversatio
     progress = _Progress(Phase.REQUEST)
     datagrams: Datagrams | None = None
     try:
-        async with asyncio.timeout(connection.timeout):
+        # A datagram exchange is as cheap as a connection attempt, and as often unanswered.
+        async with connection_slot(), asyncio.timeout(connection.timeout):
             datagrams = await Datagrams.connect(
                 connection.address, connection.port, patience=connection.timeout
             )

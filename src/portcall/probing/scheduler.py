@@ -1,4 +1,5 @@
-"""Run every (host, port) probe concurrently, under a global and a per-host limit."""
+"""Run every (host, port) probe concurrently: connections under one wide limit, conversations
+under a per-host and a global one (`portcall.probing.gates`)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from dataclasses import dataclass, replace
 from portcall.catalog import PortEntry
 from portcall.probing.domain import NEEDS_DOMAIN, domain_from_rootdse, implied_domain
 from portcall.probing.errors import Phase, ProbeFailure, classify
+from portcall.probing.gates import GATES, Gates, open_file_budget
 from portcall.probing.probe import Endpoint, Settings, probe
 from portcall.probing.reasons import failure_reason
 from portcall.probing.targets import Target
@@ -21,10 +23,13 @@ ResultHook = Callable[[Result], None]
 
 @dataclass(frozen=True)
 class Limits:
-    #: Probes in flight at once, all hosts together.
+    #: Conversations (TLS handshakes, protocol exchanges) at once, all hosts together.
     concurrency: int = 64
-    #: Probes in flight at once against one host (a server should not see a flood).
+    #: Conversations at once with one host (a server should not see a flood).
     per_host: int = 8
+    #: Connections open at once, answered or not: waiting on a filtered port costs nothing
+    #: but a socket. Lowered to what the open-file limit allows (`gates.open_file_budget`).
+    connections: int = 4096
 
 
 async def run_checks(
@@ -43,6 +48,8 @@ async def run_checks(
     if settings.cafile is not None:
         client_context(verify=True, legacy=False, cafile=settings.cafile)  # TrustStoreError
     overall = asyncio.Semaphore(limits.concurrency)
+    allowed, _note = open_file_budget(connections_wanted(limits, len(targets), len(entries)))
+    connections = asyncio.Semaphore(allowed)
     endpoints = await asyncio.gather(*(_resolve(t, settings.timeout) for t in targets))
     if any(entry.protocol in NEEDS_DOMAIN for entry in entries):
         endpoints = await asyncio.gather(*(_with_domain(e, settings) for e in endpoints))
@@ -50,9 +57,9 @@ async def run_checks(
         async with asyncio.TaskGroup() as group:
             tasks = []
             for endpoint in endpoints:
-                per_host = asyncio.Semaphore(limits.per_host)
+                gates = Gates(connections, overall, asyncio.Semaphore(limits.per_host))
                 for entry in entries:
-                    job = _one(endpoint, entry, settings, (overall, per_host), on_result)
+                    job = _one(endpoint, entry, settings, gates, on_result)
                     tasks.append(group.create_task(job))
     except* LocalFault as faults:
         raise faults.exceptions[0] from None
@@ -62,11 +69,16 @@ async def run_checks(
     return results
 
 
+def connections_wanted(limits: Limits, hosts: int, entries: int) -> int:
+    """Connections worth having open at once: every probe's, up to `limits.connections`."""
+    return min(limits.connections, max(1, hosts * entries))
+
+
 async def _one(
     endpoint: Endpoint | tuple[Target, ProbeFailure],
     entry: PortEntry,
     settings: Settings,
-    limits: tuple[asyncio.Semaphore, asyncio.Semaphore],
+    gates: Gates,
     on_result: ResultHook | None,
 ) -> Result:
     if isinstance(endpoint, tuple):
@@ -75,9 +87,8 @@ async def _one(
         result.transport = entry.transport
         result.reason = failure_reason(entry, failure)
     else:
-        overall, per_host = limits
-        async with overall, per_host:
-            result = await probe(endpoint, entry, settings)
+        GATES.set(gates)  # this task's own context: its probe's connections take these gates
+        result = await probe(endpoint, entry, settings)
     if on_result is not None:
         on_result(result)
     return result

@@ -1,0 +1,124 @@
+"""How much of a check runs at once, and how long a connection attempt may wait.
+
+Two kinds of work, two limits. A connection costs a socket and, until it is answered, a SYN,
+nothing on the server, so many are let open at once (`Limits.connections`, bounded by the
+open-file limit): a firewall that drops SYNs then costs one or two timeouts for a whole /24
+rather than (hosts x ports / concurrency) timeouts. A conversation (TLS handshakes, protocol
+exchanges) costs CPU here and on the server, so it waits for a slot of its host (`per_host`,
+taken first, so that one busy host cannot hold global slots it cannot use) and then a global
+one (`concurrency`).
+The wait for a slot is not counted against any timeout.
+
+Connection timeouts adapt to each host: once a host has answered a connection, later attempts
+on it wait `RTT_FACTOR` times its slowest connect, but never less than `CONNECT_FLOOR` seconds
+nor more than the user's `--timeout` (nmap adapts its timeouts the same way).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import resource
+from collections.abc import AsyncIterator
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Final
+
+from portcall.verdicts import LocalFault
+
+#: The least an adapted connection timeout may be, in seconds.
+CONNECT_FLOOR: Final = 1.0
+#: An adapted connection timeout is this many times the host's slowest connect so far.
+RTT_FACTOR: Final = 10.0
+#: File descriptors kept aside beyond those open now (the report, a resolver's socket).
+FD_MARGIN: Final = 16
+
+
+@dataclass
+class HostPace:
+    """What portcall has measured of one host: its slowest connect so far."""
+
+    slowest: float | None = None
+
+    def observe(self, seconds: float) -> None:
+        self.slowest = seconds if self.slowest is None else max(self.slowest, seconds)
+
+    def connect_timeout(self, ceiling: float) -> float:
+        """The connection timeout for the next attempt on this host."""
+        if self.slowest is None:
+            return ceiling
+        return min(ceiling, max(CONNECT_FLOOR, RTT_FACTOR * self.slowest))
+
+
+@dataclass
+class Gates:
+    connections: asyncio.Semaphore
+    conversations: asyncio.Semaphore
+    per_host: asyncio.Semaphore
+    pace: HostPace = field(default_factory=HostPace)
+
+
+#: The gates of the probe running in this task (set by the scheduler; none: ungated).
+GATES: ContextVar[Gates | None] = ContextVar("portcall_gates", default=None)
+
+
+@contextlib.asynccontextmanager
+async def connection_slot() -> AsyncIterator[None]:
+    """Held from the connection attempt to the close: bounds the sockets open at once."""
+    gates = GATES.get()
+    if gates is None:
+        yield
+        return
+    async with gates.connections:
+        yield
+
+
+@contextlib.asynccontextmanager
+async def conversation_slot() -> AsyncIterator[None]:
+    """Held while portcall talks on a connection: bounds the work done at once."""
+    gates = GATES.get()
+    if gates is None:
+        yield
+        return
+    async with gates.per_host, gates.conversations:
+        yield
+
+
+def host_pace() -> HostPace | None:
+    gates = GATES.get()
+    return gates.pace if gates is not None else None
+
+
+def open_file_budget(wanted: int) -> tuple[int, str | None]:
+    """Raise the soft open-file limit toward what `wanted` connections need (up to the hard
+    limit) and say how many fit at once, with a note when fewer than `wanted`. Raises
+    `LocalFault` when not even one does."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    in_use = _open_files()
+    need = wanted + in_use + FD_MARGIN
+    if soft != resource.RLIM_INFINITY and soft < need:
+        target = need if hard == resource.RLIM_INFINITY else min(need, hard)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+    fits = wanted if soft == resource.RLIM_INFINITY else soft - in_use - FD_MARGIN
+    if fits < 1:
+        raise LocalFault(
+            f"this machine cannot open the connection (the open-file limit is {soft} and "
+            f"{in_use} are in use): raise the open-file limit (ulimit -n)"
+        )
+    if fits >= wanted:
+        return wanted, None
+    return fits, (
+        f"the open-file limit ({soft}) allows {fits} connections at once, not {wanted}: "
+        "filtered ports will take longer; raise it with ulimit -n"
+    )
+
+
+def _open_files() -> int:
+    """File descriptors this process has open now (Linux; a guess elsewhere)."""
+    try:
+        return len(os.listdir("/proc/self/fd"))
+    except OSError:
+        return 16
