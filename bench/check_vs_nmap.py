@@ -29,10 +29,12 @@ from tests.interop.lab.daemons.responder import Responder  # noqa: E402
 from tests.interop.lab.daemons.slapd import Slapd  # noqa: E402
 from tests.interop.lab.lab import Lab  # noqa: E402
 
+sys.path.insert(0, str(ROOT / "bench"))
+from results import write_section  # noqa: E402
+
 HOST = "mail.lab.test"
 PORTS = "389,636,379,390,3268,3269,143,993,110,995,119,563,80,443,25,465,691"
 NMAP_SCRIPTS = "ssl-cert,ldap-rootdse,smtp-commands,imap-capabilities,pop3-capabilities"
-RESULTS = ROOT / "bench" / "RESULTS.md"
 
 
 @dataclass
@@ -85,10 +87,6 @@ def start_lab(lab: Lab) -> None:
 def write_table(timings: list[Timing], runs: int) -> None:
     base = timings[0].median
     lines = [
-        "# Benchmarks",
-        "",
-        "## check of the 17 Exchange catalog ports vs nmap -sV with NSE scripts",
-        "",
         f"Healthy lab in a network namespace (OpenLDAP, Dovecot, Postfix, INN, nginx, a portcall "
         f"routing responder on 691); {runs} runs each, one after the other, in one invocation of "
         f"`bench/check_vs_nmap.py` on {datetime.now(UTC):%Y-%m-%d}. nmap scripts: {NMAP_SCRIPTS}.",
@@ -101,8 +99,7 @@ def write_table(timings: list[Timing], runs: int) -> None:
         lines.append(
             f"| {t.name} | {t.median:.2f} | {runs_text} | {t.median / base:.1f}x | {t.summary} |"
         )
-    RESULTS.write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_section("check of the 17 Exchange catalog ports vs nmap -sV with NSE scripts", lines)
 
 
 def main() -> None:

@@ -22,6 +22,7 @@ async def check_async(
     limits: Limits | None = None,
     required: Iterable[int] = (),
     on_result: ResultHook | None = None,
+    keep: bool = True,
 ) -> list[Result]:
     """Probe every catalog port (or `entries`) of every target; one Result per pair.
 
@@ -38,6 +39,7 @@ async def check_async(
         limits or Limits(),
         frozenset(required),
         on_result,
+        keep,
     )
 
 

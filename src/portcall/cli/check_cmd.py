@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import os
 import re
@@ -14,7 +15,16 @@ from typing import Any
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.text import Text
 
 from portcall.api import check_async
 from portcall.catalog import Catalog, PortEntry
@@ -36,8 +46,16 @@ from portcall.probing.gates import open_file_budget
 from portcall.probing.locate import Located, LocateError, locate
 from portcall.probing.probe import Settings
 from portcall.probing.scheduler import Limits, connections_wanted
-from portcall.probing.targets import Target, TargetError, parse_target, parse_targets
+from portcall.probing.targets import (
+    Target,
+    TargetError,
+    excluded,
+    parse_target,
+    parse_targets,
+    read_target_list,
+)
 from portcall.report.json_report import check_document, dumps
+from portcall.report.jsonl import JsonlStream
 from portcall.report.terminal import locate_text, located_summary, render, summary_line
 from portcall.tls.context import TrustStoreError, client_context
 from portcall.verdicts import Health, Result, overall_health
@@ -121,7 +139,38 @@ _EXIT_FOR_HEALTH = {
     callback=lambda _ctx, _param, value: _address(value, "--dns-server"),
     help="The DNS server --locate asks (default: this machine's first, from /etc/resolv.conf).",
 )
+@click.option(
+    "-iL",
+    "--input-list",
+    "input_list",
+    metavar="FILE",
+    help="Read targets from FILE ('-' for stdin): separated by spaces or lines, # comments.",
+)
+@click.option(
+    "--exclude",
+    "exclude",
+    multiple=True,
+    metavar="TARGETS",
+    help="Leave out these hosts, addresses or CIDR ranges (comma-separated, repeatable).",
+)
+@click.option(
+    "--all-addresses",
+    is_flag=True,
+    help="Check every address a name resolves to (IPv4 and IPv6), not only the first.",
+)
+@click.option(
+    "--rate",
+    type=click.FloatRange(0.1, 1_000_000),
+    metavar="N",
+    help="At most N new connections (or UDP requests) per second, all hosts together.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Write the portcall.check/1 JSON document.")
+@click.option(
+    "--jsonl",
+    "as_jsonl",
+    is_flag=True,
+    help="Write each result as one JSON line the moment it is known (memory stays flat).",
+)
 @output_option
 def check(
     targets: tuple[str, ...],
@@ -138,7 +187,12 @@ def check(
     domain: str | None,
     locate: str | None,
     dns_server: str | None,
+    input_list: str | None,
+    exclude: tuple[str, ...],
+    all_addresses: bool,
+    rate: float | None,
     as_json: bool,
+    as_jsonl: bool,
     output: str | None,
 ) -> None:
     """Prove that the right service answers on every catalog port of each TARGET.
@@ -148,7 +202,12 @@ def check(
     no-starttls, tls-failed) with a reason, plus certificate and TLS findings. With
     --locate DOMAIN, the DC locator finds the target.
     """
-    if bool(targets) == bool(locate):
+    if as_json and as_jsonl:
+        raise UsageProblem("--json and --jsonl exclude each other", "choose one of them")
+    if as_jsonl and locate:
+        raise UsageProblem("--jsonl is for TARGET... checks", "use --json with --locate")
+    specs = list(targets) + (_read_list(input_list) if input_list is not None else [])
+    if bool(specs) == bool(locate):
         raise UsageProblem(
             "give either TARGET... or --locate DOMAIN, not both"
             if locate
@@ -163,9 +222,12 @@ def check(
     catalog = open_catalog(catalog_path)
     entries = select_entries(catalog, ports_text, protocols)
     try:
-        hosts = len(parse_targets(list(targets))) if targets else 1
+        chosen_targets = excluded(parse_targets(specs), _split(exclude))
     except TargetError as exc:
         raise UsageProblem(str(exc)) from exc
+    if specs and not chosen_targets:
+        raise UsageProblem("--exclude leaves no target", "check the targets and the exclusions")
+    hosts = len(chosen_targets) or 1
     if cafile is not None:
         _trust_store(cafile)
     required = _required(require_text, catalog, entries)
@@ -175,8 +237,9 @@ def check(
         servername=servername,
         expiring_days=expiring_days,
         domain=domain or locate or "",
+        all_addresses=all_addresses,
     )
-    limits = Limits(concurrency=concurrency, per_host=per_host)
+    limits = Limits(concurrency=concurrency, per_host=per_host, rate=rate)
     _, note = open_file_budget(connections_wanted(limits, hosts, len(entries)))
     if note is not None:
         click.echo(f"warning: {note}", err=True)
@@ -186,9 +249,11 @@ def check(
     if located is not None and chosen is None:
         _emit([], catalog, as_json=as_json, output=output, started=started, located=located)
         sys.exit(EXIT_FAILURES)
-    checked: list[str] | list[Target] = list(targets)
+    checked = chosen_targets
     if chosen is not None:
         checked = [Target(chosen.name, address=chosen.addresses[0])]
+    if as_jsonl:
+        sys.exit(_stream_jsonl(checked, catalog, entries, settings, limits, required, output))
     results = _run_with_progress(
         lambda hook: check_async(
             checked,
@@ -205,6 +270,68 @@ def check(
     _emit(results, catalog, as_json=as_json, output=output, started=started, located=located)
     steps = located.steps if located else []
     sys.exit(_EXIT_FOR_HEALTH[overall_health(steps + results)])
+
+
+def _read_list(path: str) -> list[str]:
+    """The targets of `-iL FILE` (or '-': standard input)."""
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UsageProblem(
+            f"--input-list: cannot read '{path}': {exc.strerror or exc}",
+            "give a file of targets, one per line, or - for standard input",
+        ) from exc
+    except UnicodeDecodeError:
+        raise UsageProblem(f"--input-list: '{path}' is not UTF-8 text") from None
+    try:
+        specs = read_target_list(text, "standard input" if path == "-" else path)
+    except TargetError as exc:
+        raise UsageProblem(str(exc)) from exc
+    if not specs:
+        raise UsageProblem(f"--input-list: '{path}' holds no target", "one target per line")
+    return specs
+
+
+def _split(values: tuple[str, ...]) -> list[str]:
+    return [part.strip() for value in values for part in value.split(",") if part.strip()]
+
+
+def _stream_jsonl(
+    targets: list[Target],
+    catalog: Catalog,
+    entries: list[PortEntry],
+    settings: Settings,
+    limits: Limits,
+    required: frozenset[int],
+    output: str | None,
+) -> int:
+    """Run the check writing JSON lines as results come; the exit code for its health."""
+    with contextlib.ExitStack() as stack:
+        stream = stack.enter_context(open(output, "w", encoding="utf-8")) if output else sys.stdout
+        writer = JsonlStream(stream)
+        total = len(entries) * len(targets)
+
+        def hooked(hook: Callable[[Result], None] | None) -> Any:
+            def both(result: Result) -> None:
+                writer(result)
+                if hook is not None:
+                    hook(result)
+
+            return check_async(
+                targets,
+                catalog=catalog,
+                entries=entries,
+                settings=settings,
+                limits=limits,
+                required=required,
+                on_result=both,
+                keep=False,
+            )
+
+        _run_with_progress(hooked, total=total, quiet=output is None)
+    if output is not None:
+        click.echo(f"{writer.count} results written to {output}", err=True)
+    return _EXIT_FOR_HEALTH[writer.health()]
 
 
 def _locate(domain: str, settings: Settings, dns_server: str | None) -> Located:
@@ -281,6 +408,14 @@ def _required(text: str | None, catalog: Catalog, entries: list[PortEntry]) -> f
     return frozenset(parse_ports(text, catalog, "--require"))
 
 
+class _RateColumn(ProgressColumn):
+    """Ports checked per second, over the last seconds."""
+
+    def render(self, task: Task) -> Text:
+        speed = task.speed
+        return Text(f"{speed:,.0f}/s" if speed else "", style="progress.data.speed")
+
+
 #: A run shorter than this shows no progress bar: it would only flicker.
 PROGRESS_DELAY = 0.5
 
@@ -292,7 +427,13 @@ def _run_with_progress(
     if quiet or not console.is_terminal or total < 2:
         results: list[Result] = asyncio.run(make(None))
         return results
-    columns = (TextColumn("checking"), BarColumn(), MofNCompleteColumn())
+    columns = (
+        TextColumn("checking"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        _RateColumn(),
+        TimeElapsedColumn(),
+    )
     progress = Progress(*columns, console=console, transient=True)
     bar = progress.add_task("check", total=total)
 

@@ -51,12 +51,28 @@ class HostPace:
         return min(ceiling, max(CONNECT_FLOOR, RTT_FACTOR * self.slowest))
 
 
+class RateGate:
+    """New connections per second (`--rate`), spaced evenly: a bucket that holds one."""
+
+    def __init__(self, per_second: float) -> None:
+        self.interval = 1.0 / per_second
+        self._next = 0.0
+
+    async def wait(self) -> None:
+        now = asyncio.get_running_loop().time()
+        slot = max(now, self._next)
+        self._next = slot + self.interval
+        if slot > now:
+            await asyncio.sleep(slot - now)
+
+
 @dataclass
 class Gates:
     connections: asyncio.Semaphore
     conversations: asyncio.Semaphore
     per_host: asyncio.Semaphore
     pace: HostPace = field(default_factory=HostPace)
+    rate: RateGate | None = None
 
 
 #: The gates of the probe running in this task (set by the scheduler; none: ungated).
@@ -71,6 +87,8 @@ async def connection_slot() -> AsyncIterator[None]:
         yield
         return
     async with gates.connections:
+        if gates.rate is not None:
+            await gates.rate.wait()
         yield
 
 

@@ -48,6 +48,8 @@ class Settings:
     #: The Active Directory domain the DC protocols ask about ("": found per host, see
     #: `portcall.probing.domain`).
     domain: str = ""
+    #: Probe every address a name resolves to (IPv4 and IPv6), not only the first.
+    all_addresses: bool = False
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from portcall.catalog import PortEntry
 from portcall.probing.domain import NEEDS_DOMAIN, domain_from_rootdse, implied_domain
 from portcall.probing.errors import Phase, ProbeFailure, classify
-from portcall.probing.gates import GATES, Gates, open_file_budget
+from portcall.probing.gates import GATES, Gates, RateGate, open_file_budget
 from portcall.probing.probe import Endpoint, Settings, probe
 from portcall.probing.reasons import failure_reason
 from portcall.probing.targets import Target
@@ -30,6 +30,8 @@ class Limits:
     #: Connections open at once, answered or not: waiting on a filtered port costs nothing
     #: but a socket. Lowered to what the open-file limit allows (`gates.open_file_budget`).
     connections: int = 4096
+    #: New connections (and UDP requests) per second, all hosts together; None: no limit.
+    rate: float | None = None
 
 
 async def run_checks(
@@ -39,8 +41,10 @@ async def run_checks(
     limits: Limits = Limits(),
     required: frozenset[int] = frozenset(),
     on_result: ResultHook | None = None,
+    keep: bool = True,
 ) -> list[Result]:
-    """Results in the order of `targets`, then of `entries`.
+    """Results in the order of `targets`, then of `entries` (none with `keep` False: each
+    goes to `on_result` only, so that memory does not grow with the run).
 
     A `LocalFault` in any probe stops the run (every other probe is cancelled) and is raised:
     what the run had found would say more about this machine than about the targets.
@@ -50,23 +54,25 @@ async def run_checks(
     overall = asyncio.Semaphore(limits.concurrency)
     allowed, _note = open_file_budget(connections_wanted(limits, len(targets), len(entries)))
     connections = asyncio.Semaphore(allowed)
-    endpoints = await asyncio.gather(*(_resolve(t, settings.timeout) for t in targets))
+    rate = RateGate(limits.rate) if limits.rate else None
+    resolved = await asyncio.gather(
+        *(_resolve(t, settings.timeout, settings.all_addresses) for t in targets)
+    )
+    endpoints = [endpoint for found in resolved for endpoint in found]
     if any(entry.protocol in NEEDS_DOMAIN for entry in entries):
         endpoints = await asyncio.gather(*(_with_domain(e, settings) for e in endpoints))
     try:
         async with asyncio.TaskGroup() as group:
             tasks = []
             for endpoint in endpoints:
-                gates = Gates(connections, overall, asyncio.Semaphore(limits.per_host))
+                per_host = asyncio.Semaphore(limits.per_host)
+                gates = Gates(connections, overall, per_host, rate=rate)
                 for entry in entries:
-                    job = _one(endpoint, entry, settings, gates, on_result)
+                    job = _one(endpoint, entry, settings, gates, on_result, required, keep)
                     tasks.append(group.create_task(job))
     except* LocalFault as faults:
         raise faults.exceptions[0] from None
-    results = [task.result() for task in tasks]
-    for result in results:
-        result.required = result.port in required
-    return results
+    return [result for task in tasks if (result := task.result()) is not None]
 
 
 def connections_wanted(limits: Limits, hosts: int, entries: int) -> int:
@@ -80,7 +86,9 @@ async def _one(
     settings: Settings,
     gates: Gates,
     on_result: ResultHook | None,
-) -> Result:
+    required: frozenset[int],
+    keep: bool,
+) -> Result | None:
     if isinstance(endpoint, tuple):
         target, failure = endpoint
         result = Result(target.name, entry.port, entry.key, failure.verdict, "")
@@ -89,24 +97,30 @@ async def _one(
     else:
         GATES.set(gates)  # this task's own context: its probe's connections take these gates
         result = await probe(endpoint, entry, settings)
+    result.required = result.port in required
     if on_result is not None:
         on_result(result)
-    return result
+    return result if keep else None
 
 
-async def _resolve(target: Target, timeout: float) -> Endpoint | tuple[Target, ProbeFailure]:
+async def _resolve(
+    target: Target, timeout: float, all_addresses: bool = False
+) -> list[Endpoint | tuple[Target, ProbeFailure]]:
+    """The address of `target` to probe (its first, as a client would connect), or with
+    `all_addresses` each of its addresses, IPv4 and IPv6."""
     if target.is_address:
-        return Endpoint(target.name, target.name, True)
+        return [Endpoint(target.name, target.name, True)]
     if target.address is not None:
-        return Endpoint(target.name, target.address, False)
+        return [Endpoint(target.name, target.address, False)]
     loop = asyncio.get_running_loop()
     try:
         async with asyncio.timeout(timeout):
             infos = await loop.getaddrinfo(target.name, None, type=socket.SOCK_STREAM)
     except (OSError, TimeoutError) as exc:
-        return target, classify(_as_resolution_error(exc), Phase.RESOLVE, b"", timeout)
-    address = str(infos[0][4][0])
-    return Endpoint(target.name, address, False)
+        return [(target, classify(_as_resolution_error(exc), Phase.RESOLVE, b"", timeout))]
+    addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
+    chosen = addresses if all_addresses else addresses[:1]
+    return [Endpoint(target.name, address, False) for address in chosen]
 
 
 async def _with_domain(

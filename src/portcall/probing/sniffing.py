@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import ssl
 
+from portcall.probing.gates import connection_slot, conversation_slot
 from portcall.probing.stream import Stream
 from portcall.protocols.base import RemoteProtocolError
 from portcall.protocols.sniff import identify
@@ -20,7 +21,13 @@ NUDGE = b"GET / HTTP/1.0\r\n\r\n"
 
 
 async def name_plaintext_service(address: str, port: int, timeout: float) -> str | None:
-    """Connect without TLS and name the protocol that answers, or None."""
+    """Connect without TLS and name the protocol that answers, or None. A second look takes
+    the probe's gates as its first connection did (`gates`), before its timeout starts."""
+    async with connection_slot(), conversation_slot():
+        return await _name_plaintext_service(address, port, timeout)
+
+
+async def _name_plaintext_service(address: str, port: int, timeout: float) -> str | None:
     stream: Stream | None = None
     try:
         async with asyncio.timeout(timeout):
@@ -41,14 +48,25 @@ async def name_tls_service(address: str, port: int, timeout: float) -> str | Non
     """The TLS version when the port answers a TLS hello from the first byte, else None.
 
     A server the legacy context cannot finish a handshake with (one dropping a current hello,
-    one with only RC4/3DES) gets a TLS 1.0 hello of portcall's own; both share `timeout`.
+    one with only RC4/3DES) gets a TLS 1.0 hello of portcall's own; both share `timeout`, and
+    each connection takes the probe's gates (`gates`) before its share of it runs.
     """
-    try:
-        async with asyncio.timeout(timeout):
-            version = await _tls_version(address, port, raw=False)
-            return version or await _tls_version(address, port, raw=True)
-    except TimeoutError:
-        return None
+    loop = asyncio.get_running_loop()
+    left = timeout
+    for raw in (False, True):
+        async with connection_slot(), conversation_slot():
+            started = loop.time()
+            try:
+                async with asyncio.timeout(left):
+                    version = await _tls_version(address, port, raw=raw)
+            except TimeoutError:
+                return None
+            left -= loop.time() - started
+        if version is not None:
+            return version
+        if left <= 0:
+            return None
+    return None
 
 
 async def _tls_version(address: str, port: int, *, raw: bool) -> str | None:

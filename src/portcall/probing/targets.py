@@ -74,3 +74,40 @@ def _expand_range(spec: str, text: str) -> list[Target]:
         )
     hosts = list(network.hosts()) if network.num_addresses > 2 else list(network)
     return [Target(str(address), is_address=True) for address in hosts]
+
+
+def read_target_list(text: str, origin: str) -> list[str]:
+    """Targets from a list (`-iL FILE`, as nmap reads one): separated by spaces or line ends,
+    a `#` starting a comment to the line's end."""
+    specs: list[str] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        for word in line.split("#", 1)[0].split():
+            if any(ord(c) < 32 or ord(c) == 127 for c in word):
+                raise TargetError(f"{origin}, line {number}: a target holds a control character")
+            specs.append(word)
+    return specs
+
+
+def excluded(targets: list[Target], specs: list[str]) -> list[Target]:
+    """`targets` less those that `specs` (names, addresses, CIDR ranges) name."""
+    names: set[str] = set()
+    networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
+    for spec in specs:
+        text = spec.strip()
+        if "/" in text:
+            try:
+                networks.append(ipaddress.ip_network(text, strict=False))
+            except ValueError as exc:
+                raise TargetError(f"'{spec}' is not a valid CIDR range: {exc}") from exc
+            continue
+        names.update(target.name for target in parse_target(text))
+    kept = []
+    for target in targets:
+        if target.name in names:
+            continue
+        if target.is_address:
+            address = ipaddress.ip_address(target.name)
+            if any(address.version == n.version and address in n for n in networks):
+                continue
+        kept.append(target)
+    return kept

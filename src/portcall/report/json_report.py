@@ -104,14 +104,15 @@ def check_document(
 def hosts_summary(results: list[Result]) -> list[dict[str, Any]]:
     """One entry per host: its health as a whole, which a wrong address can fail alone."""
     silent = set(silent_hosts(results))
-    summary: dict[str, dict[str, Any]] = {}
+    summary: dict[tuple[str, str | None], dict[str, Any]] = {}
     for r in results:
         entry = summary.setdefault(
-            r.host, {"host": r.host, "address": r.address, "health": [], "answered": 0}
+            (r.host, r.address),
+            {"host": r.host, "address": r.address, "health": [], "answered": 0},
         )
         entry["health"].append(r.health())
         entry["answered"] += r.verdict not in ABSENT
-    for host, entry in summary.items():
+    for (host, _address), entry in summary.items():
         notes = [NOTHING_ANSWERS] if host in silent else []
         states = set(entry["health"]) | ({Health.WARNINGS} if notes else set())
         entry["health"] = str(max(states, key=_HEALTH_ORDER.index))

@@ -85,7 +85,7 @@ def render(results: list[Result], catalog: Catalog, stream: TextIO, *, rich_outp
 
 def _render_rich(results: list[Result], catalog: Catalog, console: Console) -> None:
     silent = set(silent_hosts(results))
-    for host, group in groupby(results, key=lambda r: r.host):
+    for (host, _address), group in groupby(results, key=lambda r: (r.host, r.address)):
         rows = list(group)
         address = rows[0].address
         title = inert(host) if address in (None, host) else f"{inert(host)} ({address})"
@@ -114,7 +114,7 @@ def _render_rich(results: list[Result], catalog: Catalog, console: Console) -> N
 def _render_plain(results: list[Result], catalog: Catalog, stream: TextIO) -> None:
     silent = set(silent_hosts(results))
     width = max([5, *(len(r.where) for r in results)])
-    for host, group in groupby(results, key=lambda r: r.host):
+    for (host, _address), group in groupby(results, key=lambda r: (r.host, r.address)):
         rows = list(group)
         stream.write(f"{inert(host)} ({rows[0].address or 'unresolved'})\n")
         for r in rows:
