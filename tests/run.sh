@@ -7,7 +7,7 @@ export DEBIAN_FRONTEND=noninteractive
 
 packages=(slapd ldap-utils dovecot-imapd dovecot-pop3d postfix inn2 nginx-light nftables
           openssl iproute2 procps graphviz iptables firewalld dnsutils krb5-user
-          samba samba-ad-dc samba-ad-provision winbind smbclient python3-samba)
+          samba samba-ad-dc samba-ad-provision winbind smbclient python3-samba chrony)
 missing=()
 for pkg in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
@@ -29,7 +29,7 @@ fi
 dpkg --configure -a </dev/null
 for tool in slapd ldapsearch dovecot postfix nginx nft openssl ip dot iptables-restore \
             ip6tables-restore firewall-offline-cmd ss dig kinit samba samba-tool smbclient \
-            rpcclient smbd unshare; do
+            rpcclient smbd unshare chronyd kpasswd; do
   command -v "$tool" >/dev/null || { echo "CI: $tool is missing after install" >&2; exit 1; }
 done
 [ -x /usr/lib/news/bin/nnrpd ] || { echo "CI: nnrpd (inn2) is missing after install" >&2; exit 1; }

@@ -23,6 +23,7 @@ from portcall.protocols.cldap import CldapClient
 from portcall.protocols.dcerpc import EpmClient
 from portcall.protocols.dns import DnsClient
 from portcall.protocols.kerberos import KerberosClient
+from portcall.protocols.kpasswd import KpasswdClient
 from portcall.protocols.smb import SmbClient
 
 #: Seconds one read or connect may take before the run ends with a timeout.
@@ -34,6 +35,7 @@ MAX_EVENTS = 200
 ROLES: dict[str, Callable[[str, str], Handshake]] = {
     "dns": lambda transport, domain: DnsClient(domain=domain, transport=transport),
     "kerberos": lambda transport, domain: KerberosClient(domain=domain, transport=transport),
+    "kpasswd": lambda transport, domain: KpasswdClient(domain=domain, transport=transport),
     "cldap": lambda transport, domain: CldapClient(domain=domain, transport=transport),
     "epm": lambda transport, _domain: EpmClient(transport=transport),
     "smb": lambda transport, _domain: SmbClient(transport=transport, multi_protocol=False),

@@ -10,6 +10,7 @@ first line, then cut at random places. Each example has its own CPU-time bound.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import itertools
 import time
@@ -19,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from portcall.catalog import Catalog, CatalogError, parse_catalog
+from portcall.catalog import PROTOCOL_TRANSPORTS, Catalog, CatalogError, parse_catalog
 from portcall.protocols import CLIENTS, SERVERS, client_for, server_for
 from portcall.protocols.base import (
     CLOSE,
@@ -337,6 +338,8 @@ def test_fuzz_any_client_with_another_protocols_reply(
     protocol: str, options: ProbeOptions, data: st.DataObject
 ) -> None:
     every_piece = [piece for pieces in SERVER_PIECES.values() for piece in pieces]
+    if options.transport not in PROTOCOL_TRANSPORTS[protocol]:  # NTP has no TCP
+        options = dataclasses.replace(options, transport=PROTOCOL_TRANSPORTS[protocol][0])
     _check_client(protocol, options, data.draw(chunked(every_piece + STRANGERS)))
 
 

@@ -82,7 +82,7 @@ class KerberosClient(KerberosFraming, Handshake):
             return self._info({"msg_type": AS_REP}, notes=[AS_REP_NOTE])
         if reply[:1] != bytes([FIRST_BYTE[KRB_ERROR]]):
             raise self._stranger(reply)
-        return self._info(_error_details(decode(reply, KRBError())))
+        return self._info(error_details(decode(reply, KRBError())))
 
     def _stranger(self, message: bytes) -> WrongProtocol:
         """What answered with `message`, named from the message itself: over TCP the first
@@ -105,7 +105,7 @@ class KerberosClient(KerberosFraming, Handshake):
         return info
 
 
-def _error_details(error: Any) -> dict[str, Any]:
+def error_details(error: Any) -> dict[str, Any]:
     if int(error["pvno"]) != PVNO or int(error["msg-type"]) != KRB_ERROR:
         raise MalformedMessage("a KRB-ERROR with a wrong protocol version or message type")
     code = int(error["error-code"])

@@ -40,7 +40,12 @@ MAX_REQUESTS = 20
 
 
 class KerberosServer(KerberosFraming, ServerHandshake):
-    """The KDC of `realm`; `clock` gives the time it reports (UTC)."""
+    """The KDC of `realm`; `clock` gives the time it reports (UTC).
+
+    Left out, the realm is the options' AD domain in upper case (an Active Directory realm is
+    its DNS domain so written) and the transport `options.transport`; without options the
+    transport is UDP, Kerberos's usual one (RFC 4120 7.2.1).
+    """
 
     protocol = "kerberos"
     display_name = "Kerberos"
@@ -49,13 +54,14 @@ class KerberosServer(KerberosFraming, ServerHandshake):
         self,
         options: ServerOptions | None = None,
         *,
-        realm: str,
-        transport: str = "udp",
+        realm: str | None = None,
+        transport: str | None = None,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
-        self.realm = realm
+        given = options or ServerOptions()
+        self.realm = realm if realm is not None else given.ad_domain().upper()
         self._clock = clock or (lambda: datetime.now(UTC))
-        self._set_transport(transport)
+        self._set_transport(transport or (given.transport if options is not None else "udp"))
         super().__init__(options)
         self.reply_limit = MAX_MESSAGE
 
