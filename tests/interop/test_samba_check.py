@@ -51,12 +51,15 @@ SERVED = [
     "53/tcp",
     "88/udp",
     "88/tcp",
+    "464/udp",
+    "464/tcp",
     "135/tcp",
     "445/tcp",
     "389/udp",
     "389/tcp",
     "636/tcp",
     "3268/tcp",
+    "3269/tcp",
 ]
 
 
@@ -74,9 +77,17 @@ def test_dns_names_the_dc_over_both_transports(dc_check: dict[str, dict[str, Any
         assert [t["target"] for t in details["locator"]["targets"]] == [DC_FQDN]
 
 
-def test_kerberos_tells_the_realm(dc_check: dict[str, dict[str, Any]]) -> None:
-    for place in ("88/udp", "88/tcp"):
+def test_kerberos_and_kpasswd_tell_the_realm(dc_check: dict[str, dict[str, Any]]) -> None:
+    for place in ("88/udp", "88/tcp", "464/udp", "464/tcp"):
         assert dc_check[place]["details"]["realm"] == REALM
+
+
+def test_ntp_is_closed_on_samba_and_optional(dc_check: dict[str, dict[str, Any]]) -> None:
+    """Samba serves no NTP: the port unreachable comes back, and the row is optional."""
+    result = dc_check["123/udp"]
+    assert result["verdict"] == "refused"
+    assert "ICMP port unreachable" in result["reason"]
+    assert result["health"] == "healthy"
 
 
 def test_cldap_tells_what_a_dc_locator_sees(dc_check: dict[str, dict[str, Any]]) -> None:
