@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -23,12 +24,29 @@ from portcall.protocols.base import PROFILES
 from portcall.report.json_report import dumps
 from portcall.report.terminal import render
 
+#: One label of a DNS name (RFC 1123 2.1: letters, digits, inner hyphens; 63 at most).
+_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+
 
 def _not_blank(value: str | None, option: str) -> str | None:
     """An option given as "" is a mistake (an unset variable), not a wish for the default."""
     if value is not None and not value.strip():
         raise UsageProblem(f"{option} is empty", f"give a value, or leave {option} out")
     return value
+
+
+def _domain(value: str | None) -> str | None:
+    """--domain as a DNS name of two labels or more; a UsageProblem otherwise."""
+    if value is None:
+        return None
+    name = value.strip().rstrip(".").lower()
+    labels = name.split(".")
+    if len(labels) < 2 or not all(_LABEL.fullmatch(label) for label in labels):
+        raise UsageProblem(
+            f"--domain: {value!r} is not an Active Directory domain name",
+            "give its DNS name, such as example.com (not the NetBIOS name EXAMPLE)",
+        )
+    return name
 
 
 def _no_blank_binds(values: tuple[str, ...]) -> tuple[str, ...]:
@@ -71,6 +89,22 @@ def _no_blank_binds(values: tuple[str, ...]) -> tuple[str, ...]:
     callback=lambda _ctx, _param, value: _not_blank(value, "--hostname"),
     help="Name in banners and the certificate.",
 )
+@click.option(
+    "--domain",
+    metavar="DOMAIN",
+    callback=lambda _ctx, _param, value: _not_blank(value, "--domain"),
+    help="Active Directory domain the domain-controller rows answer for (DNS zone, Kerberos "
+    "realm in upper case, CLDAP, NTLM); default: the --hostname's (dc1.example.com gives "
+    "example.com).",
+)
+@click.option(
+    "--rpc-port",
+    type=click.IntRange(1, 65535),
+    default=49152,
+    show_default=True,
+    help="The directory's RPC port the endpoint mapper names; served too when the endpoint "
+    "mapper is, and moved by --port-offset like every port.",
+)
 @click.option("--cert", metavar="FILE", help="Present this certificate (PEM) instead of the lab's.")
 @click.option("--key", metavar="FILE", help="The unencrypted private key (PEM) of --cert.")
 @click.option("--cert-dir", metavar="DIR", help="Keep the lab CA and certificates here.")
@@ -104,6 +138,8 @@ def listen(
     port_offset: int,
     profile: str,
     hostname: str | None,
+    domain: str | None,
+    rpc_port: int,
     cert: str | None,
     key: str | None,
     cert_dir: str | None,
@@ -116,14 +152,20 @@ def listen(
     Prints one line per connection: who came in, on which port, what it said. Run it where
     the server will stand, then `portcall check` from the other side of the firewall. TLS
     ports present a lab certificate for the host name (made once, signed by a lab CA whose
-    file is printed) unless --cert and --key give one.
+    file is printed) unless --cert and --key give one. With --catalog windows-dc it plays a
+    domain controller: DNS, Kerberos and CLDAP over UDP and TCP, the endpoint mapper and the
+    RPC port it names, SMB and LDAP.
     """
     from portcall.responders.binding import BindError
     from portcall.responders.certs import LabError
-    from portcall.responders.listen import prepare_tls, run_listen
+    from portcall.responders.listen import domain_problem, prepare_tls, run_listen, servable
     from portcall.responders.server import ResponderConfig
 
-    entries = select_entries(open_catalog(catalog_path), ports_text, protocols)
+    entries, missing = servable(select_entries(open_catalog(catalog_path), ports_text, protocols))
+    for entry in missing:
+        click.echo(f"Note: no responder speaks {entry.protocol} yet; {entry.label} is left out.")
+    if not entries:
+        raise UsageProblem("no row left to serve", "choose other rows with --ports or --protocol")
     if (cert is None) != (key is None) or (cert is not None and cert_dir is not None):
         raise UsageProblem(
             "--cert and --key go together, and exclude --cert-dir",
@@ -133,6 +175,11 @@ def listen(
         name, tls = prepare_tls(hostname, cert=cert, key=key, cert_dir=cert_dir)
     except LabError as exc:
         raise UsageProblem(str(exc), exc.hint) from exc
+    problem = domain_problem(entries, name, _domain(domain))
+    if problem is not None:
+        raise UsageProblem(
+            problem, "give --domain example.com, or a --hostname such as dc1.example.com"
+        )
     config = ResponderConfig(
         binds=binds,
         port_offset=port_offset,
@@ -141,6 +188,8 @@ def listen(
         max_connections=max_connections,
         max_per_client=max_per_client or None,
         idle_timeout=idle_timeout,
+        domain=_domain(domain) or "",
+        rpc_port=rpc_port,
     )
     try:
         responder = run_listen(entries, config, tls, click.echo)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import errno
 import socket
 
-from portcall.catalog import PortEntry
+from portcall.catalog import PortEntry, port_text
 
 
 class BindError(Exception):
@@ -17,11 +17,26 @@ class BindError(Exception):
 
 
 def reserve_port(address: str, port: int) -> socket.socket:
-    """A socket bound to the port but not listening: the kernel refuses every connection,
+    """A TCP socket bound to the port but not listening: the kernel refuses every connection,
     and no other program can take the port meanwhile."""
+    return _bound(address, port, socket.SOCK_STREAM)
+
+
+def datagram_socket(address: str, port: int) -> socket.socket:
+    """A UDP socket bound to `address` and `port`, ready for asyncio. An IPv6 one takes IPv6
+    only: `::` and `0.0.0.0` on the same port are then two sockets, as TCP's are, instead of
+    the second failing because the first took IPv4 as well."""
+    sock = _bound(address, port, socket.SOCK_DGRAM)
+    sock.setblocking(False)
+    return sock
+
+
+def _bound(address: str, port: int, kind: socket.SocketKind) -> socket.socket:
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock = socket.socket(family, kind)
     try:
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
         sock.bind((address, port))
     except OSError:
         sock.close()
@@ -30,8 +45,11 @@ def reserve_port(address: str, port: int) -> socket.socket:
 
 
 def bind_error(exc: OSError, entry: PortEntry, port: int, binds: tuple[str, ...]) -> BindError:
-    """A message and a hint a person can act on, for an `OSError` raised while binding."""
-    where = f"{' and '.join(binds)} port {port}"
+    """A message and a hint a person can act on, for an `OSError` raised while binding. UDP
+    ports are named "53/udp": 53 over UDP and 53 over TCP are different sockets, and the one
+    taken is the one to free."""
+    port_name = port_text(port, entry.transport)
+    where = f"{' and '.join(binds)} port {port_name}"
     if isinstance(exc, socket.gaierror):
         return BindError(
             f"cannot listen on {where}: {', '.join(binds)} is not an address of this machine",
@@ -46,9 +64,9 @@ def bind_error(exc: OSError, entry: PortEntry, port: int, binds: tuple[str, ...]
         )
     if exc.errno == errno.EADDRINUSE:
         return BindError(
-            f"port {port} ({entry.label}) is already taken on {' or '.join(binds)}",
-            f"stop the program holding it (`ss -ltnp 'sport = :{port}'` names it), leave the "
-            "row out with --ports, or move every port with --port-offset",
+            f"port {port_name} ({entry.label}) is already taken on {' or '.join(binds)}",
+            f"stop the program holding it (`{_ss(entry.transport)} 'sport = :{port}'` names it), "
+            "leave the row out with --ports, or move every port with --port-offset",
         )
     if exc.errno == errno.EADDRNOTAVAIL:
         return BindError(
@@ -56,6 +74,11 @@ def bind_error(exc: OSError, entry: PortEntry, port: int, binds: tuple[str, ...]
             "--bind takes an address of this machine, such as 127.0.0.1, ::1 or 0.0.0.0",
         )
     return BindError(f"cannot listen on {where}: {os_reason(exc)}", "check --bind and --ports")
+
+
+def _ss(transport: str) -> str:
+    """The ss(8) command that lists who holds a port of `transport`."""
+    return "ss -lunp" if transport == "udp" else "ss -ltnp"
 
 
 def os_reason(exc: BaseException) -> str:

@@ -85,6 +85,12 @@ class Channel(asyncio.Protocol):
         return int(name[1]) if name else 0
 
     @property
+    def local_address(self) -> str:
+        """The address of ours the client connected to (without an IPv6 scope)."""
+        name = self.transport.get_extra_info("sockname") if self.transport else None
+        return str(name[0]).split("%")[0] if name else ""
+
+    @property
     def tls_version(self) -> str | None:
         ssl_object = self.transport.get_extra_info("ssl_object") if self.transport else None
         return ssl_object.version() if isinstance(ssl_object, ssl.SSLObject) else None

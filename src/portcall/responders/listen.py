@@ -9,15 +9,21 @@ import ssl
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from importlib import import_module
 from pathlib import Path
+from typing import Final
 
-from portcall.catalog import PortEntry, TlsMode
+from portcall.catalog import PortEntry, TlsMode, port_text
 from portcall.probing.targets import TargetError, parse_target
+from portcall.protocols import SERVERS
+from portcall.protocols.base import LocalProtocolError, ServerOptions
 from portcall.responders.certs import LabError, default_lab_dir, ensure_lab, server_context
 from portcall.responders.log import line_printer
-from portcall.responders.server import HOST_CERTIFICATE, Responder, ResponderConfig
+from portcall.responders.server import HOST_CERTIFICATE, RPC_KEY, Responder, ResponderConfig
 
 _TLS_WORDS = {TlsMode.NONE: "", TlsMode.STARTTLS: ", STARTTLS", TlsMode.IMPLICIT: ", TLS"}
+#: The protocols whose server roles answer for an Active Directory domain.
+DOMAIN_PROTOCOLS: Final = frozenset({"dns", "kerberos", "kpasswd", "cldap", "smb"})
 
 
 @dataclass(frozen=True)
@@ -74,12 +80,53 @@ def tls_setup(
 
 
 def listening_lines(entries: list[PortEntry], ports: dict[str, int]) -> list[str]:
-    """One line per row: catalog port, the port really listened on, what answers there."""
-    lines = [f"  {'port':>5}  {'on':>5}  {'key':<9} service"]
+    """One line per row: catalog port, the port really listened on, what answers there.
+    UDP ports read "53/udp": 53 over UDP and over TCP are different sockets, and a firewall
+    rule for one passes nothing of the other."""
+    lines = [f"  {'port':>9}  {'on':>9}  {'key':<12} service"]
     for entry in entries:
-        service = f"{entry.label}{_TLS_WORDS[entry.tls]}"
-        lines.append(f"  {entry.port:>5}  {ports[entry.key]:>5}  {entry.key:<9} {service}")
+        service = _service(entry)
+        where, on = entry.where, port_text(ports[entry.key], entry.transport)
+        lines.append(f"  {where:>9}  {on:>9}  {entry.key:<12} {service}")
     return lines
+
+
+def _service(entry: PortEntry) -> str:
+    if entry.key == RPC_KEY:
+        return "directory RPC port (DRSUAPI, Netlogon), as the endpoint mapper names it"
+    return f"{entry.label}{_TLS_WORDS[entry.tls]}"
+
+
+def domain_problem(entries: list[PortEntry], hostname: str, domain: str | None) -> str | None:
+    """Why the domain-controller rows among `entries` cannot be served, or None: they need an
+    Active Directory domain, from --domain or from a host name of at least two labels."""
+    if not any(entry.protocol in DOMAIN_PROTOCOLS for entry in entries):
+        return None
+    try:
+        ServerOptions(hostname=hostname, domain=domain or "").ad_domain()
+    except LocalProtocolError:
+        return (
+            f"the domain-controller rows need an Active Directory domain; {hostname!r} names none"
+        )
+    return None
+
+
+def servable(entries: list[PortEntry]) -> tuple[list[PortEntry], list[PortEntry]]:
+    """The rows this version has a server role for, and those it has none for yet."""
+    served: list[PortEntry] = []
+    missing: list[PortEntry] = []
+    for entry in entries:
+        (served if has_server(entry.protocol) else missing).append(entry)
+    return served, missing
+
+
+def has_server(protocol: str) -> bool:
+    """Whether the server role `SERVERS` names for `protocol` can be imported."""
+    module_name, class_name = SERVERS[protocol].split(":")
+    try:
+        return hasattr(import_module(module_name), class_name)
+    except ImportError:
+        return False
 
 
 def run_listen(
@@ -91,9 +138,15 @@ def run_listen(
 
     def ready(ports: dict[str, int]) -> None:
         echo(f"portcall listen: {config.profile} as {config.hostname} on {', '.join(config.binds)}")
-        for line in [*tls.description, *listening_lines(entries, ports)]:
+        if any(entry.protocol in DOMAIN_PROTOCOLS for entry in entries):
+            domain = ServerOptions(hostname=config.hostname, domain=config.domain).ad_domain()
+            echo(f"Domain controller of {domain} (realm {domain.upper()})")
+        for line in [*tls.description, *listening_lines(responder.entries, ports)]:
             echo(line)
-        echo(f"Ready: {len(ports)} ports. One line per connection follows; Ctrl-C stops.")
+        echo(
+            f"Ready: {len(ports)} ports. One line per connection (or UDP datagram) follows; "
+            "Ctrl-C stops."
+        )
 
     asyncio.run(serve_until_signalled(responder, ready))
     return responder

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TextIO
 
+from portcall.catalog import port_text
 from portcall.report.inert import inert
 
 #: The most commands one log line shows; a chatty client gets "… and N more".
@@ -22,7 +23,8 @@ HEARD_KEPT = 100
 
 @dataclass
 class ConnectionRecord:
-    """One connection to a responder, from accept to close."""
+    """One connection to a responder, from accept to close; over UDP, one datagram and the
+    reply it got."""
 
     started: datetime
     #: The client as "address:port" ("[v6]:port" for IPv6).
@@ -43,6 +45,8 @@ class ConnectionRecord:
     #: How it ended, in a few words.
     ended: str = ""
     duration: float = 0.0
+    #: "tcp", or "udp" for one datagram and the reply it got (if any).
+    transport: str = "tcp"
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -50,6 +54,7 @@ class ConnectionRecord:
             "peer": self.peer,
             "key": self.key,
             "port": self.port,
+            "transport": self.transport,
             "bound_port": self.bound_port,
             "protocol": self.protocol,
             "tls": self.tls,
@@ -88,7 +93,7 @@ def _heard(record: ConnectionRecord) -> str:
 def format_record(record: ConnectionRecord) -> str:
     """The connection as one line; whatever the client sent is escaped so it cannot forge one."""
     stamp = record.started.astimezone().strftime("%Y-%m-%d %H:%M:%S")
-    where = f"{record.key} {record.port}"
+    where = f"{record.key} {port_text(record.port, record.transport)}"
     if record.bound_port != record.port:
         where += f" (on {record.bound_port})"
     tls = f" over {record.tls}" if record.tls else ""

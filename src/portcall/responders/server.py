@@ -6,6 +6,11 @@ module moves its bytes: `Send` is written, `NEED_DATA` is read under the idle ti
 ourselves right after the accept, before a single byte is sent, rather than letting the
 listening socket do it: a handshake that fails (a client refusing the certificate) is then
 still one connection in the log, with the reason.
+
+UDP rows (DNS, Kerberos, CLDAP, ...) get a datagram socket on the same addresses and port
+rules; each datagram is answered by a fresh handshake and logged as one record (see
+`datagrams` for what keeps that from being a reflector). A catalog with the endpoint mapper
+also gets the directory's RPC port (`rpc_port`), which the mapper names.
 """
 
 from __future__ import annotations
@@ -31,8 +36,24 @@ from portcall.protocols.base import (
     ServerOptions,
     StartTLS,
 )
-from portcall.responders.binding import BindError, bind_error, os_reason, reserve_port
+from portcall.protocols.dcerpc import DEFAULT_RPC_PORT, DirectoryRpcServer
+from portcall.responders.binding import (
+    BindError,
+    bind_error,
+    datagram_socket,
+    os_reason,
+    reserve_port,
+)
 from portcall.responders.channel import Channel
+from portcall.responders.datagrams import (
+    Address,
+    Endpoint,
+    RateGate,
+    exchange,
+    reached_address,
+    reply_verdict,
+    unanswerable_source,
+)
 from portcall.responders.log import ConnectionHook, ConnectionRecord, format_peer, keep_heard
 from portcall.responders.patience import YIELD_EVERY, Patience
 
@@ -40,6 +61,8 @@ from portcall.responders.patience import YIELD_EVERY, Patience
 HOST_CERTIFICATE: Final = "host"
 #: The Global Catalog's ports (MS-ADTS): LDAP there answers as a GC.
 GLOBAL_CATALOG_PORTS: Final = frozenset({3268, 3269})
+#: The key of the directory's RPC port, served beside a catalog's endpoint mapper.
+RPC_KEY: Final = "rpc"
 
 _T = TypeVar("_T")
 
@@ -69,10 +92,19 @@ class ResponderConfig:
     ephemeral: bool = False
     hostname: str = "mail.example.test"
     profile: str = "exchange2003"
+    #: Connections open at once; on UDP rows, datagrams answered a second (in all).
     max_connections: int = 256
     #: Connections one client address may hold at once (None: only `max_connections` counts),
-    #: so that one flooding client cannot take every slot from the others.
+    #: so that one flooding client cannot take every slot from the others; on UDP rows, the
+    #: datagrams a second one address gets answered.
     max_per_client: int | None = None
+    #: The Active Directory domain the DC roles answer for ("": the hostname's).
+    domain: str = ""
+    #: The directory's RPC port the endpoint mapper names, served too when the catalog has
+    #: an endpoint mapper row (moved by `port_offset` like the rows; None: not served).
+    rpc_port: int | None = DEFAULT_RPC_PORT
+    #: The address the DC roles give for the DC ("": the address each client reached).
+    dc_address: str = ""
     #: Seconds a client may take to send its next whole command, counted from our last reply
     #: (or to read a reply of ours), before it is closed: one that trickles a byte now and
     #: then is as idle as one that stays silent.
@@ -88,6 +120,8 @@ class ResponderConfig:
             raise ValueError("ephemeral ports need exactly one bind address")
         if self.max_per_client is not None and self.max_per_client < 1:
             raise ValueError("max_per_client must be at least 1")
+        if self.rpc_port is not None and not 1 <= self.rpc_port <= 65535:
+            raise ValueError("rpc_port must be a port number, 1 to 65535")
         if self.profile not in PROFILES:
             raise ValueError(f"unknown profile {self.profile!r}; known: {', '.join(PROFILES)}")
 
@@ -103,6 +137,9 @@ class _Row:
     port: int = 0
     server: asyncio.Server | None = None
     reserved: socket.socket | None = None
+    endpoints: list[Endpoint] = field(default_factory=list)
+    #: The handshake factory of this row, when not the responder's.
+    factory: HandshakeFactory | None = None
 
     @property
     def protocol(self) -> str:
@@ -134,16 +171,33 @@ class Responder:
         self.config = config or ResponderConfig()
         self._tls = dict(tls or {})
         self._rows = [_Row(e, (faults or {}).get(e.key, Fault())) for e in entries]
+        self._rpc_row = self._rpc(self._rows)
         self._hook = on_connection
         self._factory = handshake_factory
         self._counters = _Counters()
+        self._gate = RateGate(self.config.max_connections, self.config.max_per_client)
         self._stopping = False
         for row in self._rows:
             self._check_row(row)
 
+    def _rpc(self, rows: list[_Row]) -> _Row | None:
+        """The directory's RPC port as a row of its own, beside an endpoint mapper row."""
+        port = self.config.rpc_port
+        if port is None or not any(row.protocol == "dcerpc" for row in rows):
+            return None
+        if any(row.entry.key == RPC_KEY for row in rows):
+            return None  # the catalog lists the RPC port itself
+        row = _Row(
+            rpc_entry(port), Fault(), factory=lambda _name, options: DirectoryRpcServer(options)
+        )
+        rows.append(row)
+        return row
+
     def _check_row(self, row: _Row) -> None:
         if row.protocol not in SERVERS:
             raise ValueError(f"{row.entry.key}: no responder speaks {row.protocol!r}")
+        if row.entry.transport == "udp" and (row.fault.closed or row.entry.tls is not TlsMode.NONE):
+            raise ValueError(f"{row.entry.key}: a UDP row can be neither held closed nor TLS")
         if (
             row.entry.tls is TlsMode.IMPLICIT
             and self._context(row) is None
@@ -181,6 +235,9 @@ class Responder:
                 row.server.close()
             if row.reserved is not None:
                 row.reserved.close()
+            for endpoint in row.endpoints:
+                endpoint.close()
+            row.endpoints = []
         tasks = list(self._counters.open_now)
         for task in tasks:
             task.cancel()
@@ -193,6 +250,11 @@ class Responder:
     @property
     def ports(self) -> dict[str, int]:
         return {row.entry.key: row.port for row in self._rows}
+
+    @property
+    def entries(self) -> list[PortEntry]:
+        """Every row served: the catalog's, then the RPC port when one is served."""
+        return [row.entry for row in self._rows]
 
     @property
     def open_connections(self) -> int:
@@ -227,6 +289,9 @@ class Responder:
                 row.reserved = reserve_port(binds[0], port)
                 row.port = int(row.reserved.getsockname()[1])
                 return
+            if row.entry.transport == "udp":
+                await self._bind_datagrams(row, port)
+                return
             row.server = await asyncio.get_running_loop().create_server(
                 lambda: Channel(partial(self._opened, row)),
                 host=list(binds),
@@ -236,6 +301,17 @@ class Responder:
         except OSError as exc:
             raise bind_error(exc, row.entry, port, binds) from exc
         row.port = int(row.server.sockets[0].getsockname()[1])
+
+    async def _bind_datagrams(self, row: _Row, port: int) -> None:
+        """One UDP socket per bind address (asyncio binds a datagram endpoint to one)."""
+        loop = asyncio.get_running_loop()
+        for address in self.config.binds:
+            sock = datagram_socket(address, port)
+            _, endpoint = await loop.create_datagram_endpoint(
+                lambda: Endpoint(partial(self._datagram, row)), sock=sock
+            )
+            row.endpoints.append(endpoint)
+        row.port = row.endpoints[0].local[1]
 
     # -- connections -------------------------------------------------------------------------
 
@@ -276,15 +352,60 @@ class Responder:
             del counters.by_client[address]
 
     def _record(self, row: _Row, channel: Channel) -> ConnectionRecord:
-        address, port = channel.peer
+        return self._new_record(row, channel.peer, channel.local_port)
+
+    def _new_record(self, row: _Row, peer: Address, local_port: int) -> ConnectionRecord:
         return ConnectionRecord(
             started=datetime.now(UTC),
-            peer=format_peer(address, port),
+            peer=format_peer(*peer),
             key=row.entry.key,
             port=row.entry.port,
-            bound_port=channel.local_port or row.port,
+            bound_port=local_port or row.port,
             protocol=row.protocol,
+            transport=row.entry.transport,
         )
+
+    # -- datagrams ---------------------------------------------------------------------------
+
+    def _datagram(self, row: _Row, endpoint: Endpoint, data: bytes, peer: Address) -> None:
+        """Answer one datagram at once: the roles are sans-IO, so nothing here waits."""
+        refusal = "the responder is stopping" if self._stopping else None
+        refusal = refusal or self._gate.refusal(peer[0], time.monotonic())
+        if refusal is not None:
+            self._counters.turned_away += 1
+            if self._gate.log_refusal():
+                record = self._new_record(row, peer, endpoint.local[1])
+                record.ended = f"dropped: {refusal} (more are dropped without a line)"
+                self._report(record)
+            return
+        began = time.monotonic()
+        record = self._new_record(row, peer, endpoint.local[1])
+        try:
+            record.ended = self._answer(row, endpoint, data, peer, record)
+        except Exception as exc:  # one bad datagram must not take the responder down
+            record.ended = f"internal error: {type(exc).__name__}: {exc}"
+        record.duration = time.monotonic() - began
+        self._counters.served += 1
+        self._report(record)
+
+    def _answer(
+        self, row: _Row, endpoint: Endpoint, data: bytes, peer: Address, record: ConnectionRecord
+    ) -> str:
+        """Run a fresh handshake on `data`, send its reply if the rules allow; how it ended."""
+        unanswerable = unanswerable_source(row.protocol, peer[1])
+        if unanswerable is not None:
+            return f"dropped: {unanswerable}"
+        reached = self.config.dc_address or reached_address(endpoint.local[0], peer[0])
+        handshake = self._handshake(row, self._options(row, peer[0], reached))
+        try:
+            replies = exchange(handshake, data)
+        finally:
+            record.heard = list(handshake.heard)
+            keep_heard(record.heard, record)
+        reply, ended = reply_verdict(replies, data)
+        if reply is not None and not endpoint.send(reply, peer):
+            return "reply dropped: replies queue up unsent"
+        return ended
 
     def _report(self, record: ConnectionRecord) -> None:
         if self._hook is not None:
@@ -314,8 +435,12 @@ class Responder:
     def _context(self, row: _Row) -> ssl.SSLContext | None:
         return self._tls.get(row.fault.certificate or HOST_CERTIFICATE)
 
-    def _options(self, row: _Row, channel: Channel) -> ServerOptions:
+    def _options(self, row: _Row, peer: str, reached: str) -> ServerOptions:
+        """What the row's handshake needs to know: the row's TLS, the DC's domain and
+        address, and the RPC port the endpoint mapper names (the one really listened on)."""
         entry = row.entry
+        config = self.config
+        rpc_port = self._rpc_row.port if self._rpc_row else (config.rpc_port or 0)
         return ServerOptions(
             hostname=self.config.hostname,
             profile=self.config.profile,
@@ -326,9 +451,16 @@ class Responder:
             ),
             implicit_tls=entry.tls is TlsMode.IMPLICIT,
             global_catalog=entry.port in GLOBAL_CATALOG_PORTS or entry.key.startswith("gc"),
-            peer_address=channel.peer[0],
-            line_limit=self.config.line_limit,
+            peer_address=peer,
+            line_limit=config.line_limit,
+            transport=entry.transport,
+            domain=config.domain,
+            rpc_port=rpc_port,
+            dc_address=config.dc_address or reached,
         )
+
+    def _handshake(self, row: _Row, options: ServerOptions) -> ServerHandshake:
+        return (row.factory or self._factory)(row.protocol, options)
 
     async def _converse(self, row: _Row, channel: Channel, record: ConnectionRecord) -> str:
         """Run one conversation to its end; returns how it ended."""
@@ -337,7 +469,8 @@ class Responder:
                 failure = await self._upgrade(row, channel, record)
                 if failure is not None:
                     return failure
-            handshake = self._factory(row.protocol, self._options(row, channel))
+            options = self._options(row, channel.peer[0], channel.local_address)
+            handshake = self._handshake(row, options)
             try:
                 return await self._pump(row, channel, handshake, record)
             finally:
@@ -425,6 +558,22 @@ class Responder:
             return f"TLS handshake failed ({os_reason(exc)})"
         record.tls = channel.tls_version
         return None
+
+
+def rpc_entry(port: int) -> PortEntry:
+    """The row of the directory's RPC port: not in the catalog, since its number is whatever
+    the DC was told (KB 224196), but a firewall between Exchange and the DC must pass it."""
+    return PortEntry(
+        key=RPC_KEY,
+        port=port,
+        protocol="dcerpc",
+        tls=TlsMode.NONE,
+        component="The directory's RPC port (DRSUAPI and Netlogon) on the domain controller",
+        description="Where the endpoint mapper on 135 sends clients of the directory and "
+        "Netlogon RPC interfaces.",
+        needs="A static RPC port for the directory (NTDS Parameters, KB 224196).",
+        hint="Open this port as well as 135: the mapper names it, clients then connect to it.",
+    )
 
 
 def _ssl_reason(exc: ssl.SSLError) -> str:

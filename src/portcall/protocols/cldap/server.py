@@ -31,6 +31,7 @@ from portcall.protocols.cldap.messages import (
     ping_terms,
     request_schema,
 )
+from portcall.protocols.dns.server import dc_host_name
 from portcall.protocols.ldap import RESPONSE_TO
 from portcall.protocols.ldap.messages import (
     PROTOCOL_ERROR,
@@ -64,17 +65,20 @@ class CldapServer(CldapFraming, ServerHandshake):
         self,
         options: ServerOptions | None = None,
         *,
-        domain: str,
+        domain: str | None = None,
         dc_name: str | None = None,
         site: str = DEFAULT_SITE,
         flags: int = SAMBA_DC_FLAGS,
         domain_guid: uuid.UUID = DEFAULT_DOMAIN_GUID,
-        transport: str = "udp",
+        transport: str | None = None,
     ) -> None:
-        self._set_transport(transport)
+        # Left out, the domain, DC name and transport come from the options (the responder's);
+        # without options the transport is UDP, the LDAP ping's own (MS-ADTS 6.3.3).
+        given = options or ServerOptions()
+        self._set_transport(transport or (given.transport if options is not None else "udp"))
         super().__init__(options)
-        self.domain = domain.strip().rstrip(".")
-        self.dc_name = (dc_name or f"dc1.{self.domain}").rstrip(".")
+        self.domain = (domain if domain is not None else given.ad_domain()).strip().rstrip(".")
+        self.dc_name = (dc_name or dc_host_name(options, self.domain)).rstrip(".")
         self.site = site
         self.flags = flags
         self.domain_guid = domain_guid

@@ -39,7 +39,13 @@ from portcall.protocols.dcerpc.messages import (
     request,
     response,
 )
-from portcall.protocols.dcerpc.server import MAX_CALLS, EpmServer
+from portcall.protocols.dcerpc.server import (
+    ACCESS_DENIED,
+    DEFAULT_RPC_PORT,
+    MAX_CALLS,
+    DirectoryRpcServer,
+    EpmServer,
+)
 from portcall.protocols.dcerpc.towers import (
     MAX_FLOORS,
     MAX_TOWERS,
@@ -53,10 +59,12 @@ from portcall.protocols.dcerpc.towers import (
 )
 
 __all__ = [
+    "ACCESS_DENIED",
     "BIND",
     "BIND_ACK",
     "BIND_NAK",
     "DC_INTERFACES",
+    "DEFAULT_RPC_PORT",
     "DRSUAPI",
     "DYNAMIC_RANGES",
     "EPM",
@@ -74,6 +82,7 @@ __all__ = [
     "REQUEST",
     "RESPONSE",
     "STATUS_NAMES",
+    "DirectoryRpcServer",
     "EpmClient",
     "EpmServer",
     "Interface",

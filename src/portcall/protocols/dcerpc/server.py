@@ -1,6 +1,7 @@
 """The server role: an endpoint mapper that binds EPM v3.0 over NDR, answers ept_map for the
 directory (DRSUAPI) and Netlogon with the TCP port it was given, as a domain controller with a
-static RPC port does, and lists both with ept_lookup."""
+static RPC port does, and lists both with ept_lookup; and the role of that RPC port itself,
+which accepts binds to both and refuses every call."""
 
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ from portcall.protocols.dcerpc.messages import (
     REASON_ABSTRACT_SYNTAX,
     REASON_TRANSFER_SYNTAXES,
     REQUEST,
+    Interface,
     MalformedPdu,
     bind_ack,
     fault,
@@ -53,6 +55,13 @@ from portcall.protocols.dcerpc.towers import (
 
 #: Calls one connection may make before the responder hangs up.
 MAX_CALLS: Final = 64
+#: The RPC port named when nobody gives one: the first of Windows' dynamic range since
+#: Server 2008 (KB 929851), where a DC's directory port usually lands.
+DEFAULT_RPC_PORT: Final = 49152
+#: The address a tower carries when the DC's own is not known.
+ANY_ADDRESS: Final = "0.0.0.0"
+#: The fault status Windows gives a call the caller may not make: ERROR_ACCESS_DENIED.
+ACCESS_DENIED: Final = 0x00000005
 
 
 #: The annotations a Windows DC registers its interfaces with.
@@ -68,16 +77,24 @@ class EpmServer(ServerHandshake):
     protocol = "dcerpc"
     display_name = "DCE/RPC endpoint mapper"
 
+    #: The interfaces a bind may name (any other context is rejected).
+    accepts: tuple[Interface, ...] = (EPM,)
+    #: The port named as the secondary address in BIND_ACK.
+    listens_on: str = "135"
+
     def __init__(
         self,
         options: ServerOptions | None = None,
         *,
-        rpc_port: int,
-        address: str = "0.0.0.0",
+        rpc_port: int | None = None,
+        address: str | None = None,
     ) -> None:
         super().__init__(options)
-        self.rpc_port = rpc_port
-        self.address = address
+        # Left out, the port and address come from the options (the responder's own RPC port
+        # and the address the client reached); a DC without a fixed port would hand out one
+        # of the dynamic range, and DEFAULT_RPC_PORT is its first.
+        self.rpc_port = rpc_port or self.options.rpc_port or DEFAULT_RPC_PORT
+        self.address = address or self.options.dc_address or ANY_ADDRESS
         self._bound = False
 
     def serve(self) -> ServerSteps:
@@ -102,10 +119,13 @@ class EpmServer(ServerHandshake):
             yield Send(fault(call_id, NCA_S_PROTO_ERROR))
 
     def _bind(self, call_id: int, body: bytes) -> bytes:
-        results = [_accept(abstract, syntaxes) for _, abstract, syntaxes in parse_bind(body)]
+        contexts = parse_bind(body)
+        results = [_accept(abstract, syntaxes, self.accepts) for _, abstract, syntaxes in contexts]
         self._bound = any(result == ACCEPTANCE for result, _ in results)
-        self.heard.append("BIND epmapper" if self._bound else "BIND (other interface)")
-        return bind_ack(call_id, results)
+        named = [_name(abstract) for _, abstract, _ in contexts]
+        known = [name for name in named if name in {i.name for i in self.accepts}]
+        self.heard.append(f"BIND {known[0]}" if self._bound else "BIND (other interface)")
+        return bind_ack(call_id, results, self.listens_on)
 
     def _call(self, call_id: int, flags: int, body: bytes) -> bytes:
         context_id, opnum, stub = parse_request(body, flags)
@@ -136,8 +156,39 @@ class EpmServer(ServerHandshake):
         return lookup_response(batch, 0, max_ents, lookup_handle(start + len(batch)))
 
 
-def _accept(abstract: bytes, syntaxes: list[bytes]) -> tuple[int, int]:
-    if abstract != EPM.syntax():
+class DirectoryRpcServer(EpmServer):
+    """The directory's own RPC port, as a DC with a fixed one (KB 224196) answers a caller
+    that has not authenticated: binds to DRSUAPI v4 and Netlogon v1 are accepted, and every
+    call faults with access denied. Enough for a firewall test to see a real RPC service
+    where the endpoint mapper points, never a directory operation."""
+
+    accepts = DC_INTERFACES
+
+    def __init__(
+        self,
+        options: ServerOptions | None = None,
+        *,
+        rpc_port: int | None = None,
+        address: str | None = None,
+    ) -> None:
+        super().__init__(options, rpc_port=rpc_port, address=address)
+        self.listens_on = str(self.rpc_port)
+
+    def _call(self, call_id: int, flags: int, body: bytes) -> bytes:
+        context_id, opnum, _ = parse_request(body, flags)
+        self.heard.append(f"opnum {opnum} (access denied)")
+        return fault(call_id, ACCESS_DENIED, context_id)
+
+
+def _name(abstract: bytes) -> str:
+    known = (EPM, *DC_INTERFACES)
+    return next((i.name for i in known if i.syntax() == abstract), "?")
+
+
+def _accept(
+    abstract: bytes, syntaxes: list[bytes], accepts: tuple[Interface, ...]
+) -> tuple[int, int]:
+    if abstract not in {interface.syntax() for interface in accepts}:
         return PROVIDER_REJECTION, REASON_ABSTRACT_SYNTAX
     if NDR.syntax() not in syntaxes:
         return PROVIDER_REJECTION, REASON_TRANSFER_SYNTAXES

@@ -39,10 +39,29 @@ TTL: Final = 600
 HEADER_SIZE: Final = 12
 #: Queries one TCP connection may ask before the responder hangs up.
 MAX_QUERIES: Final = 100
+#: The DC's address when nobody says which: the responder's own loopback.
+LOOPBACK: Final = "127.0.0.1"
+
+
+def dc_host_name(options: ServerOptions | None, domain: str) -> str:
+    """The DC's DNS name: the responder's host name, completed with `domain` when it is a
+    single label (a machine called "dc1" serving portcall.test is dc1.portcall.test); without
+    options, dc1 of the domain."""
+    domain = domain.strip().rstrip(".")
+    if options is None:
+        return f"dc1.{domain}"
+    host = options.hostname.strip().rstrip(".")
+    return host if "." in host else f"{host}.{domain}"
 
 
 class DnsServer(DnsFraming, ServerHandshake):
-    """Authoritative for `domain`, with one domain controller `dc_name` at `dc_address`."""
+    """Authoritative for `domain`, with one domain controller `dc_name` at `dc_address`.
+
+    A keyword left out comes from the options, so that `server_for("dns", options)` serves:
+    the domain is `options.ad_domain()`, the DC the responder's host name, its address
+    `options.dc_address`, the transport `options.transport`. Without options the transport is
+    UDP, DNS's usual one.
+    """
 
     protocol = "dns"
     display_name = "DNS"
@@ -51,17 +70,20 @@ class DnsServer(DnsFraming, ServerHandshake):
         self,
         options: ServerOptions | None = None,
         *,
-        domain: str,
+        domain: str | None = None,
         dc_name: str | None = None,
-        dc_address: str = "127.0.0.1",
-        transport: str = "udp",
+        dc_address: str | None = None,
+        transport: str | None = None,
         serial: int = 1,
     ) -> None:
-        self.domain = domain_name(domain)
-        self.dc_name = domain_name(dc_name) if dc_name else dns.name.from_text("dc1", self.domain)
-        self.dc_address = str(ipaddress.ip_address(dc_address))
+        given = options or ServerOptions()
+        zone = domain if domain is not None else given.ad_domain()
+        self.domain = domain_name(zone)
+        self.dc_name = domain_name(dc_name or dc_host_name(options, zone))
+        self.dc_address = str(ipaddress.ip_address(dc_address or given.dc_address or LOOPBACK))
         self.serial = serial
-        self._set_transport(transport)
+        default_transport = given.transport if options is not None else "udp"
+        self._set_transport(transport or default_transport)
         super().__init__(options)
         self.reply_limit = MAX_MESSAGE
 
@@ -156,4 +178,4 @@ def _format_error(wire: bytes) -> bytes | None:
     return wire[:2] + flags.to_bytes(2, "big") + bytes(8)
 
 
-__all__ = ["HEADER_SIZE", "MAX_QUERIES", "TTL", "DnsServer"]
+__all__ = ["HEADER_SIZE", "LOOPBACK", "MAX_QUERIES", "TTL", "DnsServer", "dc_host_name"]

@@ -18,6 +18,7 @@ from portcall.protocols.base import (
     ServerOptions,
     ServerSteps,
 )
+from portcall.protocols.dns.server import dc_host_name
 from portcall.protocols.ntlm.messages import (
     SIGNATURE,
     Identity,
@@ -75,8 +76,27 @@ _MAX_SIZE: Final = 8 * 1024 * 1024
 Answer = tuple[bytes, bool]
 
 
+def identity_for(options: ServerOptions) -> Identity:
+    """The NTLM identity of the DC the responder plays: its host name and AD domain, with
+    the NetBIOS names Windows derives from them (the first label, upper case, 15 characters
+    at most)."""
+    domain = options.ad_domain()
+    host = dc_host_name(options, domain)
+    return Identity(
+        netbios_computer=host.split(".")[0].upper()[:15],
+        netbios_domain=domain.split(".")[0].upper()[:15],
+        dns_computer=host,
+        dns_domain=domain,
+        dns_forest=domain,
+    )
+
+
 class SmbServer(ServerHandshake):
-    """The SMB2 side of a domain controller, as far as an unauthenticated client gets."""
+    """The SMB2 side of a domain controller, as far as an unauthenticated client gets.
+
+    Without an `identity`, the NTLM challenge names the responder's host and AD domain (from
+    the options), so that a client's view matches the DNS and CLDAP answers of the same run.
+    """
 
     protocol = "smb"
     display_name = "SMB"
@@ -95,7 +115,7 @@ class SmbServer(ServerHandshake):
         self.transport = "tcp"
         self.signing_required = signing_required
         self.server_guid = server_guid or uuid.UUID(bytes=random(16))
-        self.identity = identity or Identity()
+        self.identity = identity or (identity_for(options) if options else Identity())
         self._clock = clock
         self._random = random
         self._dialect: int | None = None
