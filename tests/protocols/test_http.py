@@ -13,6 +13,7 @@ from portcall.protocols.base import (
     WrongProtocol,
 )
 from portcall.protocols.http import HttpClient
+from portcall.protocols.ntlm import authorization_header
 from tests.protocols.transcript import EOF_, C, S, Step, play, play_both_ways
 
 GET_ROOT = b"GET / HTTP/1.1\r\nHost: localhost\r\nUser-Agent: portcall\r\nAccept: */*\r\n\r\n"
@@ -89,12 +90,20 @@ def test_nginx_answers_root_and_404_at_exchange() -> None:
 
 
 def test_iis6_with_owa_behind_ntlm() -> None:
-    info = play_both_ways(HttpClient, two_paths(IIS_ROOT, IIS_OWA_401))
+    # The 401 offers NTLM: the client asks again, on the same connection, with a NEGOTIATE.
+    ntlm = GET_EXCHANGE.replace(
+        b"\r\n\r\n", f"\r\nAuthorization: {authorization_header()}\r\n\r\n".encode()
+    )
+    steps = [*two_paths(IIS_ROOT, IIS_OWA_401), C(ntlm), S(IIS_OWA_401)]
+    info = play_both_ways(HttpClient, steps)
     assert info.product == "Microsoft IIS 6.0 (Outlook Web Access)"
     assert info.details["owa"] is True
     assert answers(info)[1]["status"] == 401
     assert answers(info)[1]["www_authenticate"] == "Negotiate, NTLM"
-    assert info.notes == ["Outlook Web Access: /exchange/ asks for NEGOTIATE, NTLM authentication"]
+    assert info.notes == [
+        "NTLM: the 401 that answered the NTLM negotiation carried no challenge",
+        "Outlook Web Access: /exchange/ asks for NEGOTIATE, NTLM authentication",
+    ]
 
 
 def test_iis_without_owa_keeps_the_plain_product_name() -> None:

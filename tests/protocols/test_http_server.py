@@ -88,7 +88,16 @@ def test_our_client_names_each_profile(profile: str, product: str | None, owa: b
     statuses = [answer["status"] for answer in info.details["http"]]  # type: ignore[attr-defined]
     assert statuses == ([200, 401, 200] if owa else [200, 404, 404])
     assert info.banner == "HTTP/1.1 200 OK"
-    assert hs.heard == [f"GET {path}" for path in OWA_PATHS]
+    if owa:
+        # The 401 at /exchange/ offers NTLM: the client asks it again with a NEGOTIATE, and
+        # the challenge names the responder.
+        assert hs.heard == ["GET /", "GET /exchange/", "GET /exchange/", f"GET {OWA_PATHS[2]}"]
+        ntlm = info.details["ntlm"]
+        assert isinstance(ntlm, dict)
+        assert (ntlm["netbios_computer"], ntlm["dns_computer"]) == ("MAIL", HOST)
+    else:
+        assert hs.heard == [f"GET {path}" for path in OWA_PATHS]
+        assert "ntlm" not in info.details
     if owa:
         assert "Outlook Web Access: /exchange/ asks for BASIC, NEGOTIATE, NTLM authentication" in (
             info.notes

@@ -57,7 +57,10 @@ def test_exchange_2003_starttls_upgrade_replaces_capabilities() -> None:
         TLS,
         C(b"a3 CAPABILITY\r\n"),
         S(b"* CAPABILITY IMAP4 IMAP4rev1 AUTH=NTLM AUTH=GSSAPI AUTH=PLAIN IDLE\r\na3 OK done\r\n"),
-        C(b"a4 LOGOUT\r\n"),
+        # AUTH=NTLM after TLS: the client asks for the NTLM identity on the final session.
+        C(b"a4 AUTHENTICATE NTLM\r\n"),
+        S(b"a4 NO AUTHENTICATE failed.\r\n"),
+        C(b"a5 LOGOUT\r\n"),
     ]
     info = play_both_ways(starttls_client, steps)
     assert info.product == "Microsoft Exchange 2003 (6.5.7638.1)"

@@ -157,9 +157,16 @@ def test_missing_starttls_is_a_fault_when_required() -> None:
 
 
 def test_missing_starttls_is_a_note_when_optional() -> None:
-    steps = [S(EXCHANGE_2003_BANNER), C(EHLO), S(EXCHANGE_EHLO)]
+    steps = [
+        *(S(EXCHANGE_2003_BANNER), C(EHLO), S(EXCHANGE_EHLO)),
+        # The EHLO lists AUTH NTLM: the client asks for the NTLM identity before leaving.
+        *(C(b"AUTH NTLM\r\n"), S(b"504 5.7.4 Unrecognized authentication type\r\n")),
+    ]
     info = play_both_ways(optional_starttls_client, steps)
-    assert info.notes == ["STARTTLS not offered"]
+    assert info.notes == [
+        "STARTTLS not offered",
+        'NTLM: AUTH NTLM was answered with "504 5.7.4 Unrecognized authentication type"',
+    ]
     assert info.tls_upgraded is False
 
 

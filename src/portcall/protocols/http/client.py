@@ -1,5 +1,7 @@
 """The client role: a few GETs on one keep-alive connection, to show that HTTP answers and
-whether Outlook Web Access lives at its Exchange 2000/2003 paths."""
+whether Outlook Web Access lives at its Exchange 2000/2003 paths. The first 401 that offers
+NTLM or Negotiate is asked once more, on the same connection, with an NTLM NEGOTIATE_MESSAGE:
+the CHALLENGE_MESSAGE in the next 401 names the server. No credentials are ever sent."""
 
 from __future__ import annotations
 
@@ -21,8 +23,17 @@ from portcall.protocols.base import (
     ServiceInfo,
     Steps,
 )
+from portcall.protocols.ntlm import (
+    SIGNATURE,
+    NtlmError,
+    authorization_header,
+    decode_token,
+    note_ntlm,
+    parse_challenge,
+)
 from portcall.protocols.peertext import quoted
 from portcall.protocols.products import product_from_text
+from portcall.protocols.smb import spnego
 
 USER_AGENT: Final = "portcall"
 STATUS_LINE_START: Final = b"HTTP/"
@@ -99,10 +110,16 @@ class HttpClient(Handshake):
         conn = h11.Connection(h11.CLIENT, max_incomplete_event_size=2 * self._head_limit)
         answers: list[Answer] = []
         paths = self.options.http_paths
+        ntlm_asked = False
         for index, path in enumerate(paths):
             try:
-                answers.append((yield from self._ask(conn, path, first=index == 0)))
+                answer = yield from self._ask(conn, path, first=index == 0)
+                answers.append(answer)
                 yield from self._drain_body(conn, path)
+                scheme = _ntlm_scheme(answer)
+                if scheme and not ntlm_asked:
+                    ntlm_asked = True
+                    yield from self._ntlm(conn, info, path, scheme)
                 _check_reusable(conn)
             except _Stop as stop:
                 if stop.note:
@@ -112,6 +129,31 @@ class HttpClient(Handshake):
             conn.start_next_cycle()
         _record(info, answers)
         return info
+
+    # -- NTLM --------------------------------------------------------------------------
+
+    def _ntlm(
+        self, conn: h11.Connection, info: ServiceInfo, path: str, scheme: str
+    ) -> Generator[Event, None, None]:
+        """Ask `path` again with a NEGOTIATE_MESSAGE and read the CHALLENGE_MESSAGE the 401
+        carries. NTLM authenticates the connection, not the request, so the second request
+        must ride the connection of the first; when the server closed it, NTLM is not tried."""
+        if conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
+            note_ntlm(info, f"the server closed the connection after the 401 at {path}")
+            raise _Stop(CLOSED)
+        conn.start_next_cycle()
+        yield Send(self._request(conn, path, authorization=authorization_header(scheme)))
+        try:
+            response = yield from self._read_head(conn)
+        except (PeerClosed, ReplyTooLong, _NotHttp) as error:
+            note_ntlm(info, f"no answer to the NTLM negotiation at {path}: {error}")
+            raise _Stop(CLOSED if isinstance(error, PeerClosed) else UNUSABLE) from None
+        reply = _answer(path, response)
+        if reply.status == 401:
+            _record_challenge(info, reply.challenges)
+        else:
+            note_ntlm(info, f"the NTLM negotiation at {path} was answered {reply.status}")
+        yield from self._drain_body(conn, path)
 
     # -- one request and its response --------------------------------------------------
 
@@ -134,7 +176,7 @@ class HttpClient(Handshake):
         what = "no HTTP answer" if isinstance(error, _NotHttp) else "no usable answer"
         return _Stop(UNUSABLE, f"{what} to {path}: {error}")
 
-    def _request(self, conn: h11.Connection, path: str) -> bytes:
+    def _request(self, conn: h11.Connection, path: str, *, authorization: str = "") -> bytes:
         host = self.options.host
         if ":" in host and not host.startswith("["):
             host = f"[{host}]"  # an IPv6 literal is bracketed in Host (RFC 9112 3.2, RFC 3986)
@@ -143,6 +185,8 @@ class HttpClient(Handshake):
         if port is not None and port != default:
             host = f"{host}:{port}"  # RFC 9112 section 3.2: the port unless it is the default
         headers = [("Host", host), ("User-Agent", USER_AGENT), ("Accept", "*/*")]
+        if authorization:
+            headers.append(("Authorization", authorization))
         head = conn.send(h11.Request(method="GET", target=path, headers=headers))
         end = conn.send(h11.EndOfMessage())  # a GET has no body: this adds no bytes
         return (head or b"") + (end or b"")
@@ -228,6 +272,35 @@ def _check_reusable(conn: h11.Connection) -> None:
     # "Connection: close" or an HTTP/1.0 answer leaves MUST_CLOSE instead (RFC 9112 9.3).
     if conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
         raise _Stop(CLOSED)
+
+
+def _ntlm_scheme(answer: Answer) -> str | None:
+    """The scheme to start NTLM with after a 401: NTLM when offered, else Negotiate, which
+    Windows servers accept a raw NTLMSSP token in."""
+    if answer.status != 401:
+        return None
+    schemes = answer.auth_schemes()
+    if "ntlm" in schemes:
+        return "NTLM"
+    return "Negotiate" if "negotiate" in schemes else None
+
+
+def _record_challenge(info: ServiceInfo, values: tuple[str, ...]) -> None:
+    """The identity in the first NTLM or Negotiate challenge that carries a token: raw
+    NTLMSSP, or (from a server that wraps it) inside a SPNEGO negTokenResp."""
+    for value in values:
+        scheme, _, token = value.strip().partition(" ")
+        if scheme.lower() not in ("ntlm", "negotiate") or not token.strip():
+            continue
+        try:
+            raw = decode_token(token)
+            if not raw.startswith(SIGNATURE):
+                raw = spnego.response_token(raw)
+            info.details["ntlm"] = parse_challenge(raw).identity()
+        except (NtlmError, spnego.SpnegoError) as error:
+            note_ntlm(info, f"the NTLM challenge could not be read: {error}")
+        return
+    note_ntlm(info, "the 401 that answered the NTLM negotiation carried no challenge")
 
 
 def _answer(path: str, response: h11.Response) -> Answer:

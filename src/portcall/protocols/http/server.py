@@ -1,5 +1,6 @@
 """The server role: answers as IIS with Outlook Web Access answers a browser that has not
-logged on: a home page, a 401 challenge at /exchange/ and the OWA logon form."""
+logged on: a home page, a 401 challenge at /exchange/ (and to an NTLM NEGOTIATE_MESSAGE there,
+the CHALLENGE_MESSAGE naming this host) and the OWA logon form."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from portcall.protocols.base import (
     ServerOptions,
     ServerSteps,
 )
+from portcall.protocols.ntlm import NtlmChallenger, host_identity
 
 #: Requests one connection may carry; the last answer says "Connection: close".
 MAX_REQUESTS: Final = 100
@@ -61,6 +63,7 @@ class HttpServer(ServerHandshake):
         self._failures = 0
         self._server = SERVER_HEADERS.get(self.options.profile, SERVER_HEADERS["neutral"])
         self._client_closed = False
+        self.challenger = NtlmChallenger(host_identity(self.options))
 
     @property
     def _limit(self) -> int:
@@ -140,13 +143,14 @@ class HttpServer(ServerHandshake):
         method = request.method.decode("ascii", "replace")
         target = request.target.decode("ascii", "replace")
         self.heard.append(f"{method} {target[:200]}")
-        page = self._page(method, target)
+        authorization = next((v for n, v in request.headers if n == b"authorization"), b"")
+        page = self._page(method, target, authorization)
         if page.status in (404, 405):
             self._failures += 1
         closing = closing or self._failures >= MAX_FAILURES
         return self._send_page(conn, page, head_only=method == "HEAD", closing=closing)
 
-    def _page(self, method: str, target: str) -> _Page:
+    def _page(self, method: str, target: str, authorization: bytes = b"") -> _Page:
         if method not in ALLOWED_METHODS:
             allow = (("Allow", ", ".join(ALLOWED_METHODS)),)
             return _Page(405, _html("Method not allowed", f"{method} is not allowed here."), allow)
@@ -157,7 +161,7 @@ class HttpServer(ServerHandshake):
         if path == "/":
             return _Page(200, self._home())
         if exchange and (path == "/exchange" or path.startswith("/exchange/")):
-            return self._owa_challenge()
+            return self._owa_challenge(authorization)
         if exchange and path == OWA_LOGON_PAGE:
             return _Page(200, _OWA_LOGON)
         return _Page(404, _html("Not found", "Nothing lives at this address."))
@@ -166,16 +170,25 @@ class HttpServer(ServerHandshake):
         what = f"the {self.options.profile} profile on {self.options.hostname}"
         return _html("portcall responder", f"portcall responder: HTTP answers here as {what}.")
 
-    def _owa_challenge(self) -> _Page:
+    def _owa_challenge(self, authorization: bytes) -> _Page:
         """What OWA 2003 on IIS 6 (and 2000 on IIS 5) says to a browser that has not logged on:
-        401 with one challenge per scheme the virtual directory allows, Kerberos first."""
+        401 with one challenge per scheme the virtual directory allows, Kerberos first. To a
+        NEGOTIATE_MESSAGE (in NTLM or Negotiate) it is a 401 carrying the CHALLENGE_MESSAGE in
+        the same scheme; anything else, credentials included, starts over."""
+        body = _html("You are not authorized to view this page", "Log on to read this mailbox.")
+        scheme, _, token = authorization.decode("latin-1").strip().partition(" ")
+        if scheme.lower() in ("ntlm", "negotiate"):
+            challenge = self.challenger.answer_line(token.strip().encode("latin-1"))
+            if challenge is not None:
+                answer = "NTLM" if scheme.lower() == "ntlm" else "Negotiate"
+                header = ("WWW-Authenticate", f"{answer} {challenge}")
+                return _Page(401, body, (header,))
         realm = self.options.hostname.replace('"', "")
         challenges = (
             ("WWW-Authenticate", "Negotiate"),
             ("WWW-Authenticate", "NTLM"),
             ("WWW-Authenticate", f'Basic realm="{realm}"'),
         )
-        body = _html("You are not authorized to view this page", "Log on to read this mailbox.")
         return _Page(401, body, challenges)
 
     def _send_page(

@@ -1,5 +1,6 @@
 """The client role: reads the greeting, asks CAPABILITY and upgrades with STARTTLS when
-asked."""
+asked; when CAPABILITY lists AUTH=NTLM, it starts NTLM to read the server's identity and
+cancels before any credential."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from portcall.protocols.base import (
     Event,
     Handshake,
     ProbeOptions,
+    RemoteProtocolError,
     ReplyTooLong,
     Send,
     ServiceInfo,
@@ -28,6 +30,7 @@ from portcall.protocols.lines import (
     may_upgrade,
     spend,
 )
+from portcall.protocols.ntlm import CANCEL, negotiate_line, note_ntlm, record_challenge
 from portcall.protocols.peertext import quoted
 from portcall.protocols.products import product_from_text
 
@@ -50,8 +53,56 @@ class ImapClient(Handshake):
             info.notes.append("LOGINDISABLED: no plaintext LOGIN before TLS")
         if self.options.starttls:
             yield from self._upgrade(info)
+        # On the final session only: capabilities from before TLS no longer hold.
+        if "AUTH=NTLM" in {name.upper() for name in info.capabilities}:
+            try:
+                yield from self._ntlm(info)
+            except RemoteProtocolError as error:
+                # CAPABILITY has been answered already: a peer that breaks off here only
+                # loses us its NTLM identity, and the session is beyond a polite LOGOUT.
+                note_ntlm(info, f"the exchange broke off: {error}")
+                return info
         yield Send(f"{self._next_tag()} LOGOUT\r\n".encode())
         return info
+
+    def _ntlm(self, info: ServiceInfo) -> Generator[Event, None, None]:
+        """AUTHENTICATE NTLM, the NEGOTIATE_MESSAGE on the empty "+", the CHALLENGE_MESSAGE
+        on the next "+", then "*", which the server must refuse with a tagged BAD (RFC 3501
+        section 6.2.2)."""
+        tag = self._next_tag()
+        yield Send(f"{tag} AUTHENTICATE NTLM\r\n".encode())
+        answer = yield from self._continuation(tag)
+        if isinstance(answer, Completion):
+            note_ntlm(info, f"AUTHENTICATE NTLM was answered with {_completion(answer)}")
+            return
+        yield Send(negotiate_line())
+        answer = yield from self._continuation(tag)
+        if isinstance(answer, Completion):
+            note_ntlm(info, f"the NTLM negotiation was answered with {_completion(answer)}")
+            return
+        record_challenge(info, answer)
+        yield Send(CANCEL)
+        if not isinstance((yield from self._continuation(tag)), Completion):
+            raise RemoteProtocolError("the server went on with NTLM after the cancel")
+
+    def _continuation(self, tag: str) -> Generator[Event, None, str | Completion]:
+        """The text of the next continuation request ("+ text"), or the tagged completion
+        that ends the command instead; untagged lines in between are passed over."""
+        untagged: list[str] = []
+        used = 0
+        for _ in range(MAX_LINES):
+            line = yield from self._response_line()
+            used = spend(self, used, line)
+            head, _, rest = line.partition(" ")
+            if head == "+":
+                return rest
+            if head == tag:
+                status, _, text = rest.partition(" ")
+                return Completion(status.upper(), text, tuple(untagged))
+            if head == "*" and rest[:3].upper() == "BYE":
+                raise ServiceRefused(f"the IMAP4 service closed the session: {quoted(line)}")
+            untagged.append(rest)
+        raise self.wrong_protocol(f"no continuation within {MAX_LINES} lines")
 
     def _greeting(self) -> Generator[Event, None, ServiceInfo]:
         info = ServiceInfo(protocol=self.protocol)
@@ -143,3 +194,7 @@ class ImapClient(Handshake):
     def _next_tag(self) -> str:
         self._tags += 1
         return f"a{self._tags}"
+
+
+def _completion(reply: Completion) -> str:
+    return quoted(f"{reply.status} {reply.text}".strip())

@@ -19,6 +19,7 @@ from portcall.protocols.lines import (
     split_command,
     store_ready,
 )
+from portcall.protocols.ntlm import CANCELLED, NtlmChallenger, host_identity
 
 #: How the Exchange store's IMAP4 service names itself, per profile (nmap-service-probes).
 _PRODUCTS: dict[str, str] = {
@@ -63,6 +64,7 @@ class ImapServer(LineServer):
     def __init__(self, options: ServerOptions | None = None) -> None:
         super().__init__(options)
         self._name = _PRODUCTS.get(self.options.profile, _NEUTRAL_NAME)
+        self.challenger = NtlmChallenger(host_identity(self.options))
         self._verbs: dict[str, _Verb] = {
             "CAPABILITY": self._capability,
             "NOOP": self._noop,
@@ -169,8 +171,25 @@ class ImapServer(LineServer):
     def _authenticate(self, tag: str, args: str) -> ServerSteps:
         if not args:
             yield self._bad(tag, "Protocol Error: AUTHENTICATE needs a mechanism.")
+        elif args.upper() == "NTLM" and "AUTH=NTLM" in self._capabilities():
+            # An initial response after the mechanism is not taken: SASL-IR is not offered.
+            yield from self._ntlm(tag)
         else:
             # RFC 3501 section 6.2.2: NO covers both an unknown mechanism and bad credentials.
+            yield self._no(tag, "AUTHENTICATE failed.")
+
+    def _ntlm(self, tag: str) -> ServerSteps:
+        """NTLM as far as the challenge, which names this host as Exchange's names its
+        server. "*" gets the tagged BAD RFC 3501 section 6.2.2 asks for; credentials fail."""
+        yield self._line("+ ")
+        response = yield from self.read_command_line()
+        challenge = None if response == CANCELLED else self.challenger.answer_line(response)
+        if challenge is not None:
+            yield self._line(f"+ {challenge}")
+            response = yield from self.read_command_line()
+        if response == CANCELLED:
+            yield self._bad(tag, "Authentication cancelled.")
+        else:
             yield self._no(tag, "AUTHENTICATE failed.")
 
     def _wrong_state(self, tag: str, args: str) -> ServerSteps:

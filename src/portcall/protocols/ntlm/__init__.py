@@ -18,6 +18,8 @@ from portcall.protocols.ntlm.client import (
     encode_token,
     is_continuation,
     negotiate_line,
+    note_ntlm,
+    record_challenge,
 )
 from portcall.protocols.ntlm.messages import (
     CLIENT_FLAGS,
@@ -33,15 +35,22 @@ from portcall.protocols.ntlm.messages import (
     parse_challenge,
     windows_name,
 )
-from portcall.protocols.ntlm.server import NtlmChallenger
+from portcall.protocols.ntlm.server import (
+    CANCELLED,
+    PROFILE_VERSIONS,
+    NtlmChallenger,
+    host_identity,
+)
 
 __all__ = [
     "CANCEL",
+    "CANCELLED",
     "CLIENT_FLAGS",
     "IMAP",
     "MAX_AV_PAIRS",
     "MAX_TOKEN_CHARS",
     "POP3",
+    "PROFILE_VERSIONS",
     "SIGNATURE",
     "SMTP",
     "Challenge",
@@ -56,10 +65,13 @@ __all__ = [
     "challenge_message",
     "decode_token",
     "encode_token",
+    "host_identity",
     "is_continuation",
     "negotiate_flags",
     "negotiate_line",
     "negotiate_message",
+    "note_ntlm",
     "parse_challenge",
+    "record_challenge",
     "windows_name",
 ]

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
 
+from portcall.protocols.base import ServiceInfo
 from portcall.protocols.ntlm.messages import (
     Challenge,
     NtlmError,
@@ -88,3 +89,22 @@ def challenge_from_headers(values: Iterable[str]) -> Challenge:
         if scheme.lower() in ("ntlm", "negotiate") and token.strip():
             return parse_challenge(decode_token(token))
     raise NtlmError("no WWW-Authenticate: NTLM header with a challenge token")
+
+
+def record_challenge(info: ServiceInfo, token: str) -> bool:
+    """Put the identity a base64 CHALLENGE_MESSAGE names into `info.details["ntlm"]`, in the
+    shape the SMB client gives it. A token that does not decode is only noted (and False is
+    returned): the service has already proved itself, a broken challenge does not undo that."""
+    try:
+        challenge = parse_challenge(decode_token(token))
+    except NtlmError as error:
+        note_ntlm(info, f"the NTLM challenge could not be read: {error}")
+        return False
+    info.details["ntlm"] = challenge.identity()
+    return True
+
+
+def note_ntlm(info: ServiceInfo, text: str) -> None:
+    """Why no NTLM identity was learnt, in the details and the notes."""
+    info.details["ntlm_error"] = text
+    info.notes.append(f"NTLM: {text}")

@@ -1,4 +1,6 @@
-"""The client role: reads the greeting, asks CAPA and upgrades with STLS when asked."""
+"""The client role: reads the greeting, asks CAPA and upgrades with STLS when asked; when the
+server offers NTLM, it starts NTLM to read the server's identity and cancels before any
+credential."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ from collections.abc import Generator
 from portcall.protocols.base import (
     Event,
     Handshake,
+    RemoteProtocolError,
     Send,
     ServiceInfo,
     ServiceRefused,
@@ -18,6 +21,14 @@ from portcall.protocols.lines import (
     capability_names,
     may_upgrade,
     read_dot_block,
+)
+from portcall.protocols.ntlm import (
+    CANCEL,
+    POP3,
+    is_continuation,
+    negotiate_line,
+    note_ntlm,
+    record_challenge,
 )
 from portcall.protocols.peertext import quoted
 from portcall.protocols.products import product_from_text
@@ -39,8 +50,52 @@ class Pop3Client(Handshake):
         info.starttls_offered = "STLS" in capability_names(info.capabilities)
         if self.options.starttls:
             yield from self._upgrade(info)
+        # On the final session only: capabilities from before TLS no longer hold.
+        try:
+            if (yield from self._offers_ntlm(info)):
+                yield from self._ntlm(info)
+        except RemoteProtocolError as error:
+            # The greeting has been answered already: a peer that breaks off here only
+            # loses us its NTLM identity, and the session is beyond a polite QUIT.
+            note_ntlm(info, f"the exchange broke off: {error}")
+            return info
         yield Send(b"QUIT\r\n")
         return info
+
+    def _offers_ntlm(self, info: ServiceInfo) -> Generator[Event, None, bool]:
+        """NTLM among the SASL mechanisms of CAPA (RFC 5034 section 3), or of an AUTH line
+        some servers write there instead. A Microsoft server whose CAPA names no mechanism is
+        asked a bare AUTH, which it answers with the list of its mechanisms (MS-POP3 2.2.1)."""
+        listed = _mechanisms(info.capabilities)
+        if listed is not None:
+            return "NTLM" in listed
+        if "microsoft" not in (info.banner or "").lower():
+            return False
+        yield Send(b"AUTH\r\n")
+        status = yield from self.read_line()
+        if not status.startswith("+OK"):
+            return False
+        names = yield from read_dot_block(self)
+        return "NTLM" in {name.strip().upper() for name in names}
+
+    def _ntlm(self, info: ServiceInfo) -> Generator[Event, None, None]:
+        """AUTH NTLM, the NEGOTIATE_MESSAGE on the empty "+", the CHALLENGE_MESSAGE on the
+        next "+", then "*", which the server must refuse with -ERR (RFC 5034 section 4)."""
+        yield Send(POP3.start)
+        answer = yield from self.read_line()
+        if not is_continuation(POP3, answer.encode()):
+            note_ntlm(info, f"AUTH NTLM was answered with {quoted(answer)}")
+            return
+        yield Send(negotiate_line())
+        answer = yield from self.read_line()
+        if not is_continuation(POP3, answer.encode()):
+            note_ntlm(info, f"the NTLM negotiation was answered with {quoted(answer)}")
+            return
+        record_challenge(info, answer[1:])
+        yield Send(CANCEL)
+        answer = yield from self.read_line()
+        if is_continuation(POP3, answer.encode()):
+            raise RemoteProtocolError("the server went on with NTLM after the cancel")
 
     def _capa(self) -> Generator[Event, None, list[str]]:
         yield Send(b"CAPA\r\n")
@@ -61,3 +116,13 @@ class Pop3Client(Handshake):
         info.tls_upgraded = True
         info.capabilities = yield from self._capa()
         return info
+
+
+def _mechanisms(capabilities: list[str]) -> set[str] | None:
+    """The mechanisms of the CAPA lines `SASL ...` and `AUTH ...`; None when there are none."""
+    found: set[str] | None = None
+    for line in capabilities:
+        name, *words = line.upper().split() or [""]
+        if name in ("SASL", "AUTH"):
+            found = (found or set()) | set(words)
+    return found

@@ -14,6 +14,7 @@ from portcall.protocols.lines import (
     VerbServer,
     store_ready,
 )
+from portcall.protocols.ntlm import CANCELLED, NtlmChallenger, host_identity
 
 #: How the Exchange store's POP3 service names itself, per profile (nmap-service-probes).
 _PRODUCTS: dict[str, str] = {
@@ -44,11 +45,14 @@ class Pop3Server(VerbServer):
     def __init__(self, options: ServerOptions | None = None) -> None:
         super().__init__(options)
         self._name = _PRODUCTS.get(self.options.profile, _NEUTRAL_NAME)
+        self.challenger = NtlmChallenger(host_identity(self.options))
 
     def _verb_table(self) -> dict[str, Verb]:
         verbs: dict[str, Verb] = {"CAPA": self._capa, "STLS": self._stls, "QUIT": self._quit}
         for verb in ("USER", "PASS", "APOP", "AUTH"):
             verbs[verb] = self._logon
+        if self.options.profile != "neutral":
+            verbs["AUTH"] = self._auth
         for verb in _TRANSACTION:
             verbs[verb] = self._wrong_state
         return verbs
@@ -90,6 +94,28 @@ class Pop3Server(VerbServer):
 
     def _logon(self, args: str) -> ServerSteps:
         yield self._err("Logon failure: unknown user name or bad password.")
+
+    def _auth(self, args: str) -> ServerSteps:
+        """Exchange's NTLM (MS-POP3 2.2.1): a bare AUTH lists NTLM, AUTH NTLM goes as far as
+        the challenge, which names this host. "*" gets the -ERR RFC 5034 section 4 asks for;
+        credentials fail as a wrong password would."""
+        mechanism = args.split()[0].upper() if args.split() else ""
+        if not mechanism:
+            yield Send(b"+OK The operation completed successfully.\r\nNTLM\r\n.\r\n")
+            return
+        if mechanism != "NTLM":
+            yield from self._logon(args)
+            return
+        yield Send(b"+ \r\n")
+        response = yield from self.read_command_line()
+        challenge = None if response == CANCELLED else self.challenger.answer_line(response)
+        if challenge is not None:
+            yield Send(f"+ {challenge}\r\n".encode())
+            response = yield from self.read_command_line()
+        if response == CANCELLED:
+            yield self._err("Authentication cancelled.")
+        else:
+            yield self._err("Logon failure: unknown user name or bad password.")
 
     def _wrong_state(self, args: str) -> ServerSteps:
         yield self._err("Command is not valid in this state.")

@@ -6,6 +6,7 @@ from portcall.protocols.smtp.client import (
     SmtpClient,
 )
 from portcall.protocols.smtp.messages import (
+    AUTH_CONTINUE,
     AUTH_FAILED,
     AUTH_REQUIRED,
     BAD_SEQUENCE,
@@ -34,6 +35,7 @@ from portcall.protocols.smtp.server import (
 )
 
 __all__ = [
+    "AUTH_CONTINUE",
     "AUTH_FAILED",
     "AUTH_REQUIRED",
     "BAD_SEQUENCE",

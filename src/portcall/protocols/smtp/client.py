@@ -1,5 +1,6 @@
 """The client role: reads the greeting, asks EHLO (HELO when EHLO is refused), upgrades
-with STARTTLS when asked and names the server from its greeting and extensions."""
+with STARTTLS when asked and names the server from its greeting and extensions; when AUTH
+lists NTLM, it starts NTLM to read the server's identity and cancels before any credential."""
 
 from __future__ import annotations
 
@@ -22,9 +23,17 @@ from portcall.protocols.lines import (
     may_upgrade,
     read_code_reply,
 )
+from portcall.protocols.ntlm import (
+    CANCEL,
+    SMTP,
+    negotiate_line,
+    note_ntlm,
+    record_challenge,
+)
 from portcall.protocols.peertext import quoted
 from portcall.protocols.products import exchange_smtp_product, product_from_text
 from portcall.protocols.smtp.messages import (
+    AUTH_CONTINUE,
     CLOSING,
     COMPLETED,
     EXCHANGE_PROOF,
@@ -47,8 +56,36 @@ class SmtpClient(Handshake):
         info.starttls_offered = "STARTTLS" in _keywords(info.capabilities)
         if self.options.starttls:
             yield from self._upgrade(info)
+        # On the final session only: what was said before TLS no longer counts (RFC 3207).
+        if "NTLM" in _as_list(info.details.get("auth")):
+            try:
+                yield from self._ntlm(info)
+            except RemoteProtocolError as error:
+                # The service has answered EHLO already: a peer that breaks off here only
+                # loses us its NTLM identity, and the session is beyond a polite QUIT.
+                note_ntlm(info, f"the exchange broke off: {error}")
+                return info
         yield Send(b"QUIT\r\n")
         return info
+
+    def _ntlm(self, info: ServiceInfo) -> Generator[Event, None, None]:
+        """AUTH NTLM, the NEGOTIATE_MESSAGE on the empty 334, the CHALLENGE_MESSAGE on the
+        next 334, then "*", which the server must answer with 501 (RFC 4954 section 4)."""
+        yield Send(SMTP.start)
+        reply = yield from read_code_reply(self)
+        if reply.code != AUTH_CONTINUE:
+            note_ntlm(info, f"AUTH NTLM was answered with {quoted(_render(reply))}")
+            return
+        yield Send(negotiate_line())
+        reply = yield from read_code_reply(self)
+        if reply.code != AUTH_CONTINUE:
+            note_ntlm(info, f"the NTLM negotiation was answered with {quoted(_render(reply))}")
+            return
+        record_challenge(info, reply.text)
+        yield Send(CANCEL)
+        reply = yield from read_code_reply(self)
+        if reply.code == AUTH_CONTINUE:
+            raise RemoteProtocolError("the server went on with NTLM after the cancel")
 
     def _greeting(self) -> Generator[Event, None, CodeReply]:
         reply = yield from read_code_reply(self)
@@ -119,6 +156,10 @@ def _render(reply: CodeReply) -> str:
     return "\n".join(
         f"{reply.code}{' ' if i == last else '-'}{line}" for i, line in enumerate(reply.lines)
     )
+
+
+def _as_list(value: object) -> list[object]:
+    return value if isinstance(value, list) else []
 
 
 def _keywords(extensions: list[str]) -> set[str]:

@@ -12,6 +12,7 @@ CLOSING = 421
 NO_SERVICE = 554
 #: Further reply codes the server role uses (RFC 5321 section 4.2.3 unless noted).
 CANNOT_VERIFY = 252
+AUTH_CONTINUE = 334  # RFC 4954 section 4: a server challenge, base64 after the code
 HELP_MESSAGE = 214
 SERVICE_CLOSING = 221
 TLS_NOT_AVAILABLE = 454  # RFC 3207 section 4

@@ -18,7 +18,9 @@ from portcall.protocols.lines import (
     Verb,
     VerbServer,
 )
+from portcall.protocols.ntlm import CANCELLED, NtlmChallenger, host_identity
 from portcall.protocols.smtp.messages import (
+    AUTH_CONTINUE,
     AUTH_FAILED,
     AUTH_REQUIRED,
     BAD_SEQUENCE,
@@ -87,6 +89,7 @@ class SmtpServer(VerbServer):
         super().__init__(options)
         self._clock = clock or _local_now
         self._greeted = False
+        self.challenger = NtlmChallenger(host_identity(self.options))
 
     @property
     def _exchange(self) -> bool:
@@ -139,7 +142,7 @@ class SmtpServer(VerbServer):
             verbs[verb] = self._not_implemented
         if self._exchange:
             verbs.update(BDAT=self._bdat, AUTH=self._auth)
-            verbs["X-EXPS"] = self._auth
+            verbs["X-EXPS"] = self._x_exps
             for verb in ("TURN", "ATRN", "ETRN", "X-LINK2STATE", "XEXCH50"):
                 verbs[verb] = self._needs_auth
         return verbs
@@ -220,16 +223,50 @@ class SmtpServer(VerbServer):
             count -= len(chunk)
 
     def _auth(self, args: str) -> ServerSteps:
-        mechanism = args.split(" ", 1)[0].upper()
+        yield from self._sasl(args, ntlm=True)
+
+    def _x_exps(self, args: str) -> ServerSteps:
+        # Exchange's own server-to-server SASL verb: no identity is told there.
+        yield from self._sasl(args, ntlm=False)
+
+    def _sasl(self, args: str, *, ntlm: bool) -> ServerSteps:
+        mechanism, _, initial = args.partition(" ")
+        mechanism = mechanism.upper()
         if not self._greeted:
             yield self._reply(BAD_SEQUENCE, "5.5.2 Send hello first")
         elif not mechanism:
             yield self._reply(SYNTAX_ERROR, "5.5.4 Syntax: AUTH mechanism")
+        elif mechanism == "NTLM" and ntlm:
+            yield from self._ntlm(initial.strip())
         elif mechanism in _SASL_MECHANISMS:
             # There are no accounts here: every attempt fails as a wrong password would.
             yield self._reply(AUTH_FAILED, "5.7.3 Authentication unsuccessful")
         else:
             yield self._reply(PARAMETER_NOT_IMPLEMENTED, "5.7.4 Unrecognized authentication type")
+
+    def _ntlm(self, initial: str) -> ServerSteps:
+        """NTLM as far as the challenge (MS-SMTPNTLM 2.2.1: "334" and any text, then the
+        challenge in a 334): it names this host, as Exchange's names its server. The client's
+        next word can only be "*" (501, RFC 4954 section 4) or credentials, which fail as a
+        wrong password would."""
+        if initial in ("", "="):  # "=" is an empty initial response (RFC 4954 section 4)
+            yield self._reply(AUTH_CONTINUE, "NTLM supported")
+            response = yield from self.read_command_line()
+        else:
+            response = initial.encode()
+        if response == CANCELLED:
+            yield self._reply(SYNTAX_ERROR, "5.7.0 Authentication cancelled")
+            return
+        challenge = self.challenger.answer_line(response)
+        if challenge is None:
+            yield self._reply(AUTH_FAILED, "5.7.3 Authentication unsuccessful")
+            return
+        yield self._reply(AUTH_CONTINUE, challenge)
+        response = yield from self.read_command_line()
+        if response == CANCELLED:
+            yield self._reply(SYNTAX_ERROR, "5.7.0 Authentication cancelled")
+        else:
+            yield self._reply(AUTH_FAILED, "5.7.3 Authentication unsuccessful")
 
     def _needs_auth(self, args: str) -> ServerSteps:
         yield self._reply(AUTH_REQUIRED, "5.7.1 Client was not authenticated")

@@ -20,6 +20,10 @@ from tests.interop.lab.lab import LoggedProcess
 from tests.interop.lab.pki import CertChoice, cert_pair
 
 DOVECOT = "/usr/sbin/dovecot"
+NTLM_AUTH = "/usr/bin/ntlm_auth"
+#: What Samba's NTLM server, behind Dovecot, calls itself: a standalone server names its
+#: NetBIOS name as the target and the domain (`workgroup` is not told).
+NTLM_NAMES = {"netbios name": "LABMAIL", "workgroup": "LABDOM"}
 
 #: The one mailbox user, from a passwd-file: no system account, no PAM.
 USER = "lab"
@@ -39,10 +43,18 @@ class Dovecot(Daemon):
         cert: CertChoice = "good",
         starttls: bool = True,
         name: str = "dovecot",
+        ntlm: bool = False,
+        auth_socket: Path | None = None,
     ) -> None:
         """`starttls=False` turns TLS off altogether (`ssl = no`): no STARTTLS on the plain
-        ports, and no implicit-TLS ports at all."""
+        ports, and no implicit-TLS ports at all. `ntlm=True` offers NTLM beside PLAIN: this
+        Dovecot build has no NTLM of its own, only the one that hands each message to Samba's
+        `ntlm_auth` (`auth_use_winbind`), which answers from an smb.conf of the instance's own
+        naming it (see `NTLM_NAMES`). `auth_socket` is where the auth service listens for an
+        SMTP server's SASL requests (Postfix's `smtpd_sasl_type = dovecot`)."""
         self.name = name
+        self.ntlm = ntlm
+        self.auth_socket = auth_socket
         self.imap_ports = imap_ports
         self.pop3_ports = pop3_ports
         self.imaps_ports = imaps_ports if starttls else ()
@@ -59,6 +71,8 @@ class Dovecot(Daemon):
         shutil.chown(home, MAIL_USER, MAIL_GROUP)
         passwd = directory / "passwd"
         # user:password:uid:gid:gecos:home:shell; the userdb's default_fields give uid and gid.
+        # In the clear: Dovecot derives from it whatever a mechanism checks against (the NT
+        # hash for NTLM), and this build's doveadm knows no NTLM scheme to store one.
         passwd.write_text(f"{USER}:{{PLAIN}}{PASSWORD}::::{home}::\n")
         config = directory / "dovecot.conf"
         config.write_text(self._config(lab, directory, passwd))
@@ -83,6 +97,7 @@ class Dovecot(Daemon):
             "listen = 127.0.0.1",
             "mail_location = maildir:~/Maildir",
             *self._tls_settings(lab),
+            *(self._ntlm_settings(directory) if self.ntlm else []),
             "passdb {",
             "  driver = passwd-file",
             f"  args = scheme=PLAIN {passwd}",
@@ -94,11 +109,45 @@ class Dovecot(Daemon):
             "}",
             "service auth {",
             "  process_min_avail = 1",
+            *self._auth_listener(),
             "}",
             *_login_service("imap", self.imap_ports, self.imaps_ports),
             *_login_service("pop3", self.pop3_ports, self.pop3s_ports),
         ]
         return "\n".join(settings) + "\n"
+
+    def _ntlm_settings(self, directory: Path) -> list[str]:
+        """NTLM through `ntlm_auth`, which reads the smb.conf written here: Dovecot runs the
+        helper path it is given with the helper protocol as the only argument, so a small
+        script adds the configuration file."""
+        samba = directory / "samba"
+        state = {name: samba / name for name in ("private", "lock", "state", "cache", "run")}
+        for path in state.values():
+            path.mkdir(parents=True, mode=0o777)
+            path.chmod(0o777)  # the auth process runs as Dovecot's unprivileged user
+        conf = samba / "smb.conf"
+        conf.write_text(
+            "[global]\n"
+            + "".join(f"{key} = {value}\n" for key, value in NTLM_NAMES.items())
+            + "server role = standalone server\n"
+            + f"private dir = {state['private']}\nlock directory = {state['lock']}\n"
+            + f"state directory = {state['state']}\ncache directory = {state['cache']}\n"
+            + f"pid directory = {state['run']}\nlog file = {samba / 'log'}\n"
+        )
+        helper = samba / "ntlm_auth"
+        helper.write_text(f'#!/bin/sh\nexec {NTLM_AUTH} --configfile={conf} "$@"\n')
+        helper.chmod(0o755)
+        return [
+            "auth_mechanisms = plain ntlm",
+            "auth_use_winbind = yes",
+            f"auth_winbind_helper_path = {helper}",
+        ]
+
+    def _auth_listener(self) -> list[str]:
+        if self.auth_socket is None:
+            return []
+        # The SMTP server runs as its own unprivileged user: the socket is open to all.
+        return [f"  unix_listener {self.auth_socket} {{", "    mode = 0666", "  }"]
 
     def _tls_settings(self, lab: LabContext) -> list[str]:
         if not self.starttls:

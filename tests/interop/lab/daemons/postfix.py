@@ -56,10 +56,13 @@ class Postfix(Daemon):
         cert: CertChoice = "good",
         starttls: bool = True,
         name: str = "postfix",
+        dovecot_sasl: Path | None = None,
     ) -> None:
         """`starttls=False`: the `starttls_ports` do not offer STARTTLS (security level
-        none); the `implicit_ports` still speak TLS from the first byte."""
+        none); the `implicit_ports` still speak TLS from the first byte. `dovecot_sasl`,
+        the socket of a Dovecot auth service, turns SMTP AUTH on with Dovecot's mechanisms."""
         self.name = name
+        self.dovecot_sasl = dovecot_sasl
         self.starttls_ports = starttls_ports
         self.implicit_ports = implicit_ports
         self.ports = starttls_ports + implicit_ports
@@ -139,6 +142,10 @@ class Postfix(Daemon):
             # RFC 3207: "may" offers STARTTLS without requiring it.
             "smtpd_tls_security_level": "may" if self.starttls else "none",
         }
+        if self.dovecot_sasl is not None:
+            settings["smtpd_sasl_auth_enable"] = "yes"
+            settings["smtpd_sasl_type"] = "dovecot"
+            settings["smtpd_sasl_path"] = self.dovecot_sasl
         return "".join(f"{key} = {value}\n" for key, value in settings.items())
 
     def _master_cf(self) -> str:
