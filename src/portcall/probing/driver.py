@@ -7,7 +7,13 @@ import ssl
 from dataclasses import dataclass, field
 
 from portcall.probing.errors import Phase, ProbeFailure, classify
-from portcall.probing.gates import connection_slot, conversation_slot, host_pace
+from portcall.probing.gates import (
+    connection_slot,
+    conversation_slot,
+    free_conversation_slot,
+    host_answered,
+    host_pace,
+)
 from portcall.probing.stream import Datagrams, Stream, TlsSession
 from portcall.protocols.base import (
     Done,
@@ -93,22 +99,22 @@ async def converse(connection: Connection, handshake: Handshake) -> Conversation
     if connection.transport == "udp":
         return await _exchange(connection, handshake)
     progress = _Progress()
-    pace = host_pace()
-    progress.timeout = pace.connect_timeout(connection.timeout) if pace else connection.timeout
     stream: Stream | None = None
     try:
-        # A connection slot is held while the socket is open; a conversation slot only while
-        # portcall talks on it. Neither wait counts against a timeout.
-        async with connection_slot():
-            async with asyncio.timeout(progress.timeout):
-                stream = await Stream.connect(connection.address, connection.port)
-            connected = stream.timings["connect"]
-            if pace is not None:
-                pace.observe(connected)
-            progress.timeout = connection.timeout
-            left = max(0.05, connection.timeout - connected)
-            async with conversation_slot(), asyncio.timeout(left):
-                return await _converse_on(stream, handshake, connection, progress)
+        if not host_answered():
+            # The first connections to a host go under the wide gate only, so that a host
+            # dropping SYNs costs one timeout for all its ports at once. One that connects
+            # and finds no conversation slot free is closed and made again inside one: idle
+            # connections must not pile up on servers that limit them.
+            async with connection_slot():
+                stream = await _connect(connection, progress)
+                async with free_conversation_slot() as free:
+                    if free:
+                        return await _talk(stream, handshake, connection, progress)
+                await stream.close()
+        async with conversation_slot(), connection_slot():
+            stream = await _connect(connection, progress)
+            return await _talk(stream, handshake, connection, progress)
     except ssl.SSLError as exc:
         raise HandshakeFailed(exc, progress.phase, handshake.first_bytes, connection) from exc
     except (OSError, TimeoutError, RemoteProtocolError) as exc:
@@ -122,6 +128,33 @@ async def converse(connection: Connection, handshake: Handshake) -> Conversation
     finally:
         if stream is not None:
             await stream.close()
+
+
+async def _connect(connection: Connection, progress: _Progress) -> Stream:
+    """A TCP connection within the host's connect timeout (`gates.HostPace`); what it took
+    is learnt for the host, and the conversation gets the rest of `connection.timeout`."""
+    pace = host_pace()
+    progress.phase = Phase.CONNECT
+    progress.timeout = pace.connect_timeout(connection.timeout) if pace else connection.timeout
+    async with asyncio.timeout(progress.timeout):
+        stream = await Stream.connect(connection.address, connection.port)
+    if pace is not None:
+        pace.observe(stream.timings["connect"])
+    progress.timeout = connection.timeout
+    return stream
+
+
+async def _talk(
+    stream: Stream, handshake: Handshake, connection: Connection, progress: _Progress
+) -> Conversation:
+    """The conversation, within what the connect left of the timeout; the stream is closed
+    before the caller's slots are given back, so that its TLS buffers do not outlive them."""
+    left = max(0.05, connection.timeout - stream.timings["connect"])
+    try:
+        async with asyncio.timeout(left):
+            return await _converse_on(stream, handshake, connection, progress)
+    finally:
+        await stream.close()
 
 
 async def _converse_on(

@@ -1,13 +1,15 @@
 """How much of a check runs at once, and how long a connection attempt may wait.
 
-Two kinds of work, two limits. A connection costs a socket and, until it is answered, a SYN,
-nothing on the server, so many are let open at once (`Limits.connections`, bounded by the
-open-file limit): a firewall that drops SYNs then costs one or two timeouts for a whole /24
-rather than (hosts x ports / concurrency) timeouts. A conversation (TLS handshakes, protocol
-exchanges) costs CPU here and on the server, so it waits for a slot of its host (`per_host`,
-taken first, so that one busy host cannot hold global slots it cannot use) and then a global
-one (`concurrency`).
-The wait for a slot is not counted against any timeout.
+Two kinds of work, two limits. A connection attempt costs a socket and a SYN, nothing on the
+server, so many are let in flight at once (`Limits.connections`, bounded by the open-file
+limit): a firewall that drops SYNs then costs one or two timeouts for a whole /24 rather than
+(hosts x ports / concurrency) timeouts. A conversation (TLS handshakes, protocol exchanges)
+costs CPU here and on the server, so it waits for a slot of its host (`per_host`, taken first,
+so that one busy host cannot hold global slots it cannot use) and then a global one
+(`concurrency`). Connections to a host that has answered before are made inside a
+conversation slot; the first ones to a host are attempted freely, and one that connects when
+no conversation slot is free is closed and made again later, so that no server sees more idle
+connections than the limits allow. The wait for a slot is not counted against any timeout.
 
 Connection timeouts adapt to each host: once a host has answered a connection, later attempts
 on it wait `RTT_FACTOR` times its slowest connect, but never less than `CONNECT_FLOOR` seconds
@@ -101,6 +103,27 @@ async def conversation_slot() -> AsyncIterator[None]:
         return
     async with gates.per_host, gates.conversations:
         yield
+
+
+@contextlib.asynccontextmanager
+async def free_conversation_slot() -> AsyncIterator[bool]:
+    """A conversation slot if one is free right now (True), else none (False): no wait."""
+    gates = GATES.get()
+    if gates is None:
+        yield True
+        return
+    if gates.per_host.locked() or gates.conversations.locked():
+        yield False
+        return
+    async with gates.per_host, gates.conversations:  # free: neither acquire waits
+        yield True
+
+
+def host_answered() -> bool:
+    """Whether this probe's host has answered a connection already (or nothing is gated):
+    then a conversation slot is taken before connecting, as no SYN will be waited out."""
+    gates = GATES.get()
+    return gates is None or gates.pace.slowest is not None
 
 
 def host_pace() -> HostPace | None:

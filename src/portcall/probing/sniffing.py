@@ -23,7 +23,7 @@ NUDGE = b"GET / HTTP/1.0\r\n\r\n"
 async def name_plaintext_service(address: str, port: int, timeout: float) -> str | None:
     """Connect without TLS and name the protocol that answers, or None. A second look takes
     the probe's gates as its first connection did (`gates`), before its timeout starts."""
-    async with connection_slot(), conversation_slot():
+    async with conversation_slot(), connection_slot():
         return await _name_plaintext_service(address, port, timeout)
 
 
@@ -54,7 +54,7 @@ async def name_tls_service(address: str, port: int, timeout: float) -> str | Non
     loop = asyncio.get_running_loop()
     left = timeout
     for raw in (False, True):
-        async with connection_slot(), conversation_slot():
+        async with conversation_slot(), connection_slot():
             started = loop.time()
             try:
                 async with asyncio.timeout(left):

@@ -4,7 +4,7 @@ connected UDP socket for the protocols that ask and answer in datagrams."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import asyncio.sslproto
 import ssl
 import time
 from collections import deque
@@ -14,6 +14,12 @@ from portcall.tls.rawhello import FlightReader, ServerFlight
 
 #: How much one read may return; a reply larger than the handshake's limit is cut off there.
 READ_SIZE = 16 * 1024
+#: Seconds a peer has to finish closing (a TLS close_notify answered) before it is cut off.
+CLOSE_WAIT = 0.5
+#: asyncio gives every TLS connection a read buffer of 256 KiB; a TLS record holds at most
+#: 16 KiB of data, so 64 KiB serves as well and lets thousands of connections fit in memory.
+TLS_READ_BUFFER = 64 * 1024
+asyncio.sslproto.SSLProtocol.max_size = TLS_READ_BUFFER
 
 
 @dataclass
@@ -39,6 +45,7 @@ class Stream:
     writer: asyncio.StreamWriter
     timings: dict[str, float] = field(default_factory=dict)
     broken: bool = False
+    closed: bool = False
 
     @classmethod
     async def connect(
@@ -104,13 +111,19 @@ class Stream:
         return await self.reader.read(READ_SIZE)
 
     async def close(self) -> None:
+        """Close once; a peer that does not finish the close within `CLOSE_WAIT` is cut off."""
+        if self.closed:
+            return
+        self.closed = True
         if self.broken:
             self.writer.transport.abort()
             return
         self.writer.close()
         # The peer may already be gone: nothing useful to report then.
-        with contextlib.suppress(OSError, TimeoutError, ssl.SSLError):
-            await asyncio.wait_for(self.writer.wait_closed(), 1.0)
+        try:
+            await asyncio.wait_for(self.writer.wait_closed(), CLOSE_WAIT)
+        except (OSError, TimeoutError, ssl.SSLError):
+            self.writer.transport.abort()
 
 
 #: Datagrams from the peer kept unread at most; a flood beyond it is dropped, as a kernel would.
