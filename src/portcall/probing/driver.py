@@ -10,9 +10,9 @@ from portcall.probing.errors import Phase, ProbeFailure, classify
 from portcall.probing.gates import (
     connection_slot,
     conversation_slot,
-    free_conversation_slot,
     host_answered,
     host_pace,
+    slot_for_open_connection,
 )
 from portcall.probing.stream import Datagrams, Stream, TlsSession
 from portcall.protocols.base import (
@@ -104,12 +104,12 @@ async def converse(connection: Connection, handshake: Handshake) -> Conversation
         if not host_answered():
             # The first connections to a host go under the wide gate only, so that a host
             # dropping SYNs costs one timeout for all its ports at once. One that connects
-            # and finds no conversation slot free is closed and made again inside one: idle
-            # connections must not pile up on servers that limit them.
+            # when too many wait for a conversation slot already is closed and made again
+            # inside one: idle connections must not pile up on servers that limit them.
             async with connection_slot():
                 stream = await _connect(connection, progress)
-                async with free_conversation_slot() as free:
-                    if free:
+                async with slot_for_open_connection() as slot:
+                    if slot:
                         return await _talk(stream, handshake, connection, progress)
                 await stream.close()
         async with conversation_slot(), connection_slot():

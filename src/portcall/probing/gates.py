@@ -69,12 +69,27 @@ class RateGate:
 
 
 @dataclass
+class Waiting:
+    """Connections that are open and wait for a conversation slot: a few per host and in all
+    are fine (no reconnect needed), more would pile idle connections on the servers."""
+
+    limit: int
+    count: int = 0
+
+    def room(self) -> bool:
+        return self.count < self.limit
+
+
+@dataclass
 class Gates:
     connections: asyncio.Semaphore
     conversations: asyncio.Semaphore
     per_host: asyncio.Semaphore
     pace: HostPace = field(default_factory=HostPace)
     rate: RateGate | None = None
+    #: Open connections waiting for a slot: this host's, and the run's (shared).
+    waiting_here: Waiting = field(default_factory=lambda: Waiting(0))
+    waiting_all: Waiting = field(default_factory=lambda: Waiting(0))
 
 
 #: The gates of the probe running in this task (set by the scheduler; none: ungated).
@@ -106,17 +121,35 @@ async def conversation_slot() -> AsyncIterator[None]:
 
 
 @contextlib.asynccontextmanager
-async def free_conversation_slot() -> AsyncIterator[bool]:
-    """A conversation slot if one is free right now (True), else none (False): no wait."""
+async def slot_for_open_connection() -> AsyncIterator[bool]:
+    """A conversation slot for a connection already open: at once if one is free, after a
+    wait if few connections wait already (this host's and the run's `Waiting`), else none
+    (False): the caller closes the connection and makes it again inside a slot later."""
     gates = GATES.get()
     if gates is None:
         yield True
         return
-    if gates.per_host.locked() or gates.conversations.locked():
+    free = not (gates.per_host.locked() or gates.conversations.locked())
+    if not free and not (gates.waiting_here.room() and gates.waiting_all.room()):
         yield False
         return
-    async with gates.per_host, gates.conversations:  # free: neither acquire waits
+    gates.waiting_here.count += 1
+    gates.waiting_all.count += 1
+    try:
+        await gates.per_host.acquire()
+        try:
+            await gates.conversations.acquire()
+        except BaseException:
+            gates.per_host.release()
+            raise
+    finally:
+        gates.waiting_here.count -= 1
+        gates.waiting_all.count -= 1
+    try:
         yield True
+    finally:
+        gates.conversations.release()
+        gates.per_host.release()
 
 
 def host_answered() -> bool:

@@ -4,6 +4,7 @@ under a per-host and a global one (`portcall.probing.gates`)."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -11,7 +12,7 @@ from dataclasses import dataclass, replace
 from portcall.catalog import PortEntry
 from portcall.probing.domain import NEEDS_DOMAIN, domain_from_rootdse, implied_domain
 from portcall.probing.errors import Phase, ProbeFailure, classify
-from portcall.probing.gates import GATES, Gates, RateGate, open_file_budget
+from portcall.probing.gates import GATES, Gates, HostPace, RateGate, Waiting, open_file_budget
 from portcall.probing.probe import Endpoint, Settings, probe
 from portcall.probing.reasons import failure_reason
 from portcall.probing.targets import Target
@@ -55,24 +56,55 @@ async def run_checks(
     allowed, _note = open_file_budget(connections_wanted(limits, len(targets), len(entries)))
     connections = asyncio.Semaphore(allowed)
     rate = RateGate(limits.rate) if limits.rate else None
+    waiting = Waiting(WAITING_IN_ALL * limits.concurrency)
     resolved = await asyncio.gather(
         *(_resolve(t, settings.timeout, settings.all_addresses) for t in targets)
     )
     endpoints = [endpoint for found in resolved for endpoint in found]
     if any(entry.protocol in NEEDS_DOMAIN for entry in entries):
         endpoints = await asyncio.gather(*(_with_domain(e, settings) for e in endpoints))
+    sweeper = asyncio.create_task(_sweep_cycles()) if len(endpoints) * len(entries) > 64 else None
     try:
         async with asyncio.TaskGroup() as group:
             tasks = []
             for endpoint in endpoints:
                 per_host = asyncio.Semaphore(limits.per_host)
-                gates = Gates(connections, overall, per_host, rate=rate)
+                waiting_here = Waiting(WAITING_PER_HOST * limits.per_host)
+                gates = Gates(
+                    connections, overall, per_host, HostPace(), rate, waiting_here, waiting
+                )
                 for entry in entries:
                     job = _one(endpoint, entry, settings, gates, on_result, required, keep)
                     tasks.append(group.create_task(job))
     except* LocalFault as faults:
         raise faults.exceptions[0] from None
+    finally:
+        if sweeper is not None:
+            sweeper.cancel()
     return [result for task in tasks if (result := task.result()) is not None]
+
+
+#: Open connections that may wait for a conversation slot, per host and in all, as multiples
+#: of `Limits.per_host` and `Limits.concurrency`: enough for one host's whole catalog.
+WAITING_PER_HOST = 2
+WAITING_IN_ALL = 4
+#: Seconds between two sweeps of reference cycles in a long run (see `_sweep_cycles`).
+SWEEP_EVERY = 0.5
+
+
+async def _sweep_cycles() -> None:
+    """Free closed TLS connections promptly. asyncio's TLS transport and its protocols refer
+    to each other, so a closed connection (with its OpenSSL buffers) waits for Python's
+    full garbage collection, which a run of thousands of probes rarely triggers: memory
+    would grow with the run (192 MB at 256 hosts x 17 ports, 118 MB swept). The objects
+    alive before the run are frozen out of the sweep, so each costs milliseconds."""
+    gc.freeze()
+    try:
+        while True:
+            await asyncio.sleep(SWEEP_EVERY)
+            gc.collect()
+    finally:
+        gc.unfreeze()
 
 
 def connections_wanted(limits: Limits, hosts: int, entries: int) -> int:
