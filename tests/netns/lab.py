@@ -16,12 +16,18 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from portcall.catalog import load_catalog
 from portcall.topology import Plan
 from portcall.topology.flows import EndKind
 from portcall.topology.zones import firewall_path
 
 Interface = ipaddress.IPv4Interface
 LISTENER = Path(__file__).with_name("plain_listener.py")
+#: The AD domain the lab's domain controllers answer for.
+DOMAIN = "portcall.test"
+#: What portcall's responders serve on a domain controller: the windows-dc catalog's rows.
+DC_ROWS = frozenset((e.port, e.transport) for e in load_catalog("windows-dc").entries)
+DC_PORTS = frozenset(port for port, _ in DC_ROWS)
 
 
 def run(*argv: str) -> str:
@@ -186,19 +192,49 @@ class Lab:
     # -- services ---------------------------------------------------------------------------
 
     def serve(self) -> None:
-        """Listeners on every planned TCP port: portcall's responders on catalog ports, a
-        plain listener on the others. Waits until every port listens."""
-        wanted: dict[str, set[int]] = {}
+        """Listeners on every planned port: on a domain controller, portcall's responders for
+        the windows-dc catalog (DNS, Kerberos and the LDAP ping over UDP too) and the RPC
+        port; elsewhere its responders on catalog ports; a plain listener on the others.
+        Waits until every port listens."""
+        wanted: dict[str, set[tuple[int, str]]] = {}
         for flow in self.plan.flows:
-            if flow.transport != "tcp":
-                continue
             for name in self._serving(flow.destination.name, flow.destination.kind):
-                wanted.setdefault(name, set()).add(flow.port)
-        catalog = {e.port for e in self.plan.topology.catalog.entries}
-        for name, ports in wanted.items():
-            self._listen(name, sorted(ports & catalog), sorted(ports - catalog))
-        for name, ports in wanted.items():
+                wanted.setdefault(name, set()).add((flow.port, flow.transport))
+        served = {name: self._listen(name, ports) for name, ports in wanted.items()}
+        for name, ports in served.items():
             self._await_listening(name, ports)
+
+    def _listen(self, name: str, ports: set[tuple[int, str]]) -> set[tuple[int, str]]:
+        """Start the listeners of host `name`; the ports and transports they serve."""
+        address = self.address(name)
+        served_all = {(port, transport) for port, transport in ports if transport == "tcp"}
+        host = self.plan.topology.hosts.get(name)
+        tcp = {port for port, transport in ports if transport == "tcp"}
+        if host is not None and "domain-controller" in host.roles:
+            served = {port for port, _ in ports if port in DC_PORTS}
+            rpc = self.plan.topology.rpc_port
+            extra = ["--rpc-port", str(rpc)] if rpc else []
+            self._responders(name, "dc", address, served, "windows-dc", *extra)
+            tcp -= served | ({rpc} if rpc else set())
+            served_all |= {(p, t) for p, t in ports if t == "udp" and (p, t) in DC_ROWS}
+        catalog = {e.port for e in self.plan.topology.catalog.entries}
+        self._responders(name, "listen", address, tcp & catalog)
+        if tcp - catalog:
+            argv = (str(LISTENER), address, *map(str, sorted(tcp - catalog)))
+            self.start(name, "plain", sys.executable, *argv)
+        return served_all
+
+    def _responders(
+        self, name: str, what: str, address: str, ports: set[int], catalog: str = "", *extra: str
+    ) -> None:
+        if not ports:
+            return
+        # One certificate directory per listener: listeners starting together would race.
+        argv = f"-m portcall listen --bind {address} --hostname {name}".split()
+        argv += ["--ports", ",".join(map(str, sorted(ports))), *extra]
+        argv += ["--catalog", catalog, "--domain", DOMAIN] if catalog else []
+        certs = self.logs / f"certs-{name}-{what}"
+        self.start(name, what, sys.executable, *argv, "--cert-dir", str(certs))
 
     def _serving(self, name: str, kind: EndKind) -> list[str]:
         if kind is EndKind.HOST:
@@ -208,17 +244,6 @@ class Lab:
     def address(self, name: str) -> str:
         node = self.hosts[name]
         return str(next(iter(node.legs.values())).ip)
-
-    def _listen(self, name: str, catalog: list[int], plain: list[int]) -> None:
-        address = self.address(name)
-        if catalog:
-            # One certificate directory per host: listeners starting together would race.
-            ports = ",".join(map(str, catalog))
-            certs = self.logs / f"certs-{name}"
-            argv = f"-m portcall listen --bind {address} --ports {ports} --hostname {name}"
-            self.start(name, "listen", sys.executable, *argv.split(), "--cert-dir", str(certs))
-        if plain:
-            self.start(name, "plain", sys.executable, str(LISTENER), address, *map(str, plain))
 
     def start(self, name: str, what: str, *argv: str) -> subprocess.Popen[bytes]:
         """Run `argv` in host `name`'s namespace, its output to a log file."""
@@ -234,11 +259,17 @@ class Lab:
         self.processes.append(process)
         return process
 
-    def _await_listening(self, name: str, ports: set[int], budget: float = 20.0) -> None:
+    def _await_listening(
+        self, name: str, ports: set[tuple[int, str]], budget: float = 20.0
+    ) -> None:
         deadline = time.monotonic() + budget
         while True:
-            out = run("ip", "netns", "exec", self.hosts[name].namespace, "ss", "-Hltn")
-            listening = {int(line.split()[3].rsplit(":", 1)[1]) for line in out.splitlines()}
+            listening = set()
+            for transport, flag in (("tcp", "-Hltn"), ("udp", "-Hlun")):
+                out = run("ip", "netns", "exec", self.hosts[name].namespace, "ss", flag)
+                listening |= {
+                    (int(line.split()[3].rsplit(":", 1)[1]), transport) for line in out.splitlines()
+                }
             if ports <= listening:
                 return
             if time.monotonic() > deadline:

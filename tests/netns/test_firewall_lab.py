@@ -29,6 +29,7 @@ SOURCES = {"internet": "client1", "fe1": "fe1", "mbx1": "mbx1", "internal": "dc1
 REMOVED = "mbx1 -> internet"
 DRIFTS = {("mbx1", "internet", 25, "allow"), ("internet", "fe1", 143, "block")}
 TOOLS = ("ip", "ss", "nft", "iptables", "iptables-restore")
+DCS = ("dc1", "dc2")
 
 
 @pytest.fixture(scope="module")
@@ -152,6 +153,10 @@ def test_generated_rules_match_the_plan_and_drift_is_found(lab: Lab, backend: st
     tcp = [f for f in planned if f["transport"] == "tcp"]
     assert tcp and all(f["observed"] == "reachable" for f in tcp)
     assert any(f["check"] == "ok" for f in tcp)  # portcall's responders answered as services
+    # UDP flows to the domain controllers, proven with real DNS, Kerberos and LDAP ping requests.
+    udp = [f for f in planned if f["transport"] == "udp" and f["destination"]["name"] in DCS]
+    assert {f["port"] for f in udp} == {53, 88, 389}
+    assert all((f["observed"], f["check"]) == ("reachable", "ok") for f in udp), udp
     assert all(f["connection"] == "filtered" for f in firewalled(runs))
     assert len(firewalled(runs)) > 20
 
