@@ -663,3 +663,88 @@ def test_a_parser_defect_costs_one_port_not_the_run(monkeypatch: pytest.MonkeyPa
     assert result.verdict is Verdict.WRONG_PROTOCOL
     assert "defect in portcall" in result.reason
     assert result.details["internal_error"] == "IndexError: list index out of range"
+
+
+# -- one handshake per probe once a chain is known (tls/memo.py) ----------------------------
+
+SIXTEEN = tuple(f"127.0.0.{n}" for n in range(1, 17))
+
+
+def counted_attempts(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
+    """Counts the connections the probes make (each TLS rung or verification is one)."""
+    import portcall.probing.probe as probe_module
+
+    counts = {"attempts": 0}
+    original = probe_module._attempt
+
+    async def attempt(*args: Any, **kwargs: Any) -> Any:
+        counts["attempts"] += 1
+        return await original(*args, **kwargs)
+
+    monkeypatch.setattr(probe_module, "_attempt", attempt)
+    return counts
+
+
+def run_pop3s(tls: ssl.SSLContext, settings: Settings, limits: Limits) -> list[Result]:
+    async def go() -> list[Result]:
+        async with serve_many(pop3(), SIXTEEN, tls) as port:
+            return await check_async(
+                list(SIXTEEN), entries=[row("pop3s", port)], settings=settings, limits=limits
+            )
+
+    return asyncio.run(go())
+
+
+def test_a_chain_refused_once_costs_one_handshake_per_port_after(
+    pki: LoopbackPki, good_tls: ssl.SSLContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    counts = counted_attempts(monkeypatch)
+    # No --ca: the lab CA is unknown, so the chain fails verification. One probe at a time.
+    results = run_pop3s(good_tls, Settings(timeout=2.0), Limits(concurrency=1, per_host=1))
+    assert [r.verdict for r in results] == [Verdict.OK] * 16
+    # The first probe: a refused verifying handshake, then an unverified one; the next may
+    # start before that chain is remembered and verify it too (one more); every other probe
+    # takes the unverified handshake only, with the remembered verdict on the chain.
+    assert 17 <= counts["attempts"] <= 18
+    first, *rest = results
+    assert first.tls is not None and first.tls.trusted is False
+    assert all(r.tls is not None and r.tls.trust_error == first.tls.trust_error for r in rest)
+    assert all([f.code for f in r.findings] == [f.code for f in first.findings] for r in rest)
+
+
+def test_a_trusted_chain_stays_one_handshake_per_port(
+    pki: LoopbackPki, good_tls: ssl.SSLContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    counts = counted_attempts(monkeypatch)
+    settings = Settings(timeout=2.0, cafile=str(pki.ca_file))
+    results = run_pop3s(good_tls, settings, Limits(concurrency=4, per_host=1))
+    assert [r.verdict for r in results] == [Verdict.OK] * 16
+    assert all(r.tls is not None and r.tls.trusted for r in results)
+    assert counts["attempts"] == 16
+
+
+def test_a_new_chain_after_a_refused_one_is_verified_in_full(
+    pki: LoopbackPki, good_tls: ssl.SSLContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The shortcut never guesses: a chain the run has not seen is verified by OpenSSL."""
+    other_ca = make_ca()
+    untrusted = pki.context(issue(other_ca))
+
+    async def go() -> list[Result]:
+        async with (
+            serve_many(pop3(), SIXTEEN[:1], untrusted) as bad,
+            serve_many(pop3(), SIXTEEN[1:2], good_tls) as good,
+        ):
+            entries = [row("pop3s", bad, key="bad"), row("pop3s", good, key="good")]
+            settings = Settings(timeout=2.0, cafile=str(pki.ca_file))
+            one = Limits(concurrency=1, per_host=1)
+            return await check_async(
+                list(SIXTEEN[:2]), entries=entries, settings=settings, limits=one
+            )
+
+    results = {(r.host, r.key): r for r in asyncio.run(go())}
+    refused = results[(SIXTEEN[0], "bad")]
+    trusted = results[(SIXTEEN[1], "good")]
+    assert refused.tls is not None and refused.tls.trusted is False
+    assert trusted.tls is not None and trusted.tls.trusted is True
+    assert FindingCode.CERT_UNTRUSTED not in [f.code for f in trusted.findings]

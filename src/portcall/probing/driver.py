@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from portcall.probing.errors import Phase, ProbeFailure, classify
@@ -72,6 +73,14 @@ class HandshakeFailed(Exception):
         return classify(self.cause, self.phase, self.first_bytes, where.timeout, where.address)
 
 
+#: A TLS context, or what chooses one when the handshake starts (see `probe._attempt`).
+ContextSource = ssl.SSLContext | Callable[[], ssl.SSLContext]
+
+
+def _chosen(source: ContextSource) -> ssl.SSLContext:
+    return source if isinstance(source, ssl.SSLContext) else source()
+
+
 @dataclass
 class Connection:
     """Where to connect and how to wrap it."""
@@ -80,9 +89,9 @@ class Connection:
     port: int
     timeout: float
     #: Wrap with this context from the first byte (implicit TLS) ...
-    implicit_tls: ssl.SSLContext | None = None
+    implicit_tls: ContextSource | None = None
     #: ... or upgrade with this one when the handshake asks for STARTTLS.
-    starttls: ssl.SSLContext | None = None
+    starttls: ContextSource | None = None
     server_hostname: str = ""
     #: Peek at the certificate with a hello of portcall's own instead of either context.
     raw_hello: RawHello | None = None
@@ -167,7 +176,7 @@ async def _converse_on(
         return Conversation(_unspoken(handshake), session, dict(stream.timings))
     if connection.implicit_tls is not None:
         progress.phase = Phase.TLS
-        await stream.start_tls(connection.implicit_tls, connection.server_hostname)
+        await stream.start_tls(_chosen(connection.implicit_tls), connection.server_hostname)
     progress.phase = Phase.CONVERSATION
     info, tls = await _pump(stream, handshake, connection, progress)
     return Conversation(info, tls, dict(stream.timings))
@@ -191,7 +200,7 @@ async def _pump(
             if connection.starttls is None:
                 raise LocalProtocolError("the handshake asked for STARTTLS, but none was set up")
             progress.phase = Phase.TLS
-            await stream.start_tls(connection.starttls, connection.server_hostname)
+            await stream.start_tls(_chosen(connection.starttls), connection.server_hostname)
             progress.phase = Phase.CONVERSATION
             tls = stream.tls_session()
             handshake.tls_started()

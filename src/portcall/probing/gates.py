@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
+import itertools
 import os
 import resource
 from collections.abc import AsyncIterator
@@ -27,6 +29,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Final
 
+from portcall.tls.memo import TrustMemo
 from portcall.verdicts import LocalFault
 
 #: The least an adapted connection timeout may be, in seconds.
@@ -68,6 +71,54 @@ class RateGate:
             await asyncio.sleep(slot - now)
 
 
+class Slots:
+    """A semaphore whose waiters are served by priority, then in order: a probe that has
+    begun (a retry on another TLS context, a verifying handshake) goes before those that
+    have not, so that what it learns (`tls.memo`) reaches the rest early."""
+
+    def __init__(self, value: int) -> None:
+        self._value = value
+        self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._order = itertools.count()
+
+    def locked(self) -> bool:
+        return self._value <= 0
+
+    async def acquire(self) -> None:
+        if self._value > 0 and not self._waiters:
+            self._value -= 1
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._waiters, (PRIORITY.get(), next(self._order), waiter))
+        try:
+            await waiter
+        except BaseException:
+            if waiter.done() and not waiter.cancelled():
+                self.release()  # granted, then cancelled: hand the slot on
+            else:
+                self._waiters = [w for w in self._waiters if w[2] is not waiter]
+                heapq.heapify(self._waiters)
+            raise
+
+    def release(self) -> None:
+        while self._waiters:
+            _, _, waiter = heapq.heappop(self._waiters)
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+        self._value += 1
+
+    async def __aenter__(self) -> None:
+        await self.acquire()
+
+    async def __aexit__(self, *_exc: object) -> None:
+        self.release()
+
+
+#: A probe's place in the queue for conversation slots: 0 once it has begun, else 1.
+PRIORITY: ContextVar[int] = ContextVar("portcall_priority", default=1)
+
+
 @dataclass
 class Waiting:
     """Connections that are open and wait for a conversation slot: a few per host and in all
@@ -83,13 +134,15 @@ class Waiting:
 @dataclass
 class Gates:
     connections: asyncio.Semaphore
-    conversations: asyncio.Semaphore
-    per_host: asyncio.Semaphore
+    conversations: Slots
+    per_host: Slots
     pace: HostPace = field(default_factory=HostPace)
     rate: RateGate | None = None
     #: Open connections waiting for a slot: this host's, and the run's (shared).
     waiting_here: Waiting = field(default_factory=lambda: Waiting(0))
     waiting_all: Waiting = field(default_factory=lambda: Waiting(0))
+    #: The run's memory of certificate chains and their verification (shared).
+    trust: TrustMemo | None = None
 
 
 #: The gates of the probe running in this task (set by the scheduler; none: ungated).
@@ -157,6 +210,11 @@ def host_answered() -> bool:
     then a conversation slot is taken before connecting, as no SYN will be waited out."""
     gates = GATES.get()
     return gates is None or gates.pace.slowest is not None
+
+
+def trust_memo() -> TrustMemo | None:
+    gates = GATES.get()
+    return gates.trust if gates is not None else None
 
 
 def host_pace() -> HostPace | None:

@@ -5,13 +5,21 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from portcall.catalog import PortEntry, TlsMode
 from portcall.probing.domain import NEEDS_DOMAIN, UNKNOWN_DOMAIN, UNKNOWN_NOTE
-from portcall.probing.driver import Connection, Conversation, HandshakeFailed, RawHello, converse
+from portcall.probing.driver import (
+    Connection,
+    ContextSource,
+    Conversation,
+    HandshakeFailed,
+    RawHello,
+    converse,
+)
 from portcall.probing.errors import Phase, ProbeFailure, Sighting, defect, sighted
+from portcall.probing.gates import PRIORITY, trust_memo
 from portcall.probing.reasons import failure_reason, ok_reason
 from portcall.probing.service_findings import service_findings
 from portcall.probing.sniffing import name_plaintext_service, name_tls_service
@@ -28,6 +36,7 @@ from portcall.tls.context import (
     wants_raw_hello,
 )
 from portcall.tls.facts import LegacyCause
+from portcall.tls.memo import Outcome, TrustMemo, chain_key
 from portcall.tls.rawhello import TLS1_0, TLS1_2, client_hello
 from portcall.verdicts import LocalFault, Result, Verdict
 
@@ -77,6 +86,18 @@ class _TlsState:
     trust_error: str | None = None
     chain_trusted: bool = False
     causes: list[LegacyCause] = field(default_factory=list)
+    #: Started without verification on the run's memory of chains (`tls.memo`): the chain's
+    #: trust is looked up, or verified by a second handshake, once the conversation is done.
+    looking_up: bool = False
+    #: No handshake has been started yet: the first may take the memo's shortcut.
+    fresh: bool = True
+
+    def from_the_top(self) -> None:
+        """Leave the memo's shortcut: verify in the handshake, as without a memo."""
+        self.looking_up = False
+        self.verify = True
+        self.trust_error = None
+        self.chain_trusted = False
 
     def step_down(self, cause: LegacyCause) -> bool:
         self.legacy = True
@@ -182,17 +203,78 @@ async def _climb_tls_ladder(
     legacy one, a TLS 1.0 fallback and portcall's own hello as the server requires, so that
     a certificate is always read when there is one. All steps share one deadline."""
     state = _TlsState(asyncio.get_running_loop().time() + settings.timeout * PROBE_BUDGET)
+    memo = trust_memo() if entry.tls is not TlsMode.NONE else None
     while True:
         try:
             conversation = await _attempt(endpoint, entry, settings, state)
-            return conversation, state
+            if memo is None or await _settle_trust(
+                endpoint, entry, settings, state, memo, conversation
+            ):
+                return conversation, state
+            state.from_the_top()
         except HandshakeFailed as failed:
+            if state.looking_up:
+                state.from_the_top()  # anything unusual: the ladder as without a memo
+                continue
             if not _retry(state, failed.cause):
                 left = state.time_left(settings.timeout)
                 raise await _tls_failure(endpoint, entry, left, failed) from failed.cause
         except ProbeFailure as failure:
             left = state.time_left(settings.timeout)
             raise await _explain_silence(endpoint, entry, left, failure) from failure
+
+
+async def _settle_trust(
+    endpoint: Endpoint,
+    entry: PortEntry,
+    settings: Settings,
+    state: _TlsState,
+    memo: TrustMemo,
+    conversation: Conversation,
+) -> bool:
+    """Record what the handshake showed of its chain in `memo`, or, on the memo's shortcut,
+    take the chain's trust from it (verifying with a second handshake a chain not seen yet).
+    False when the shortcut met something only the full ladder judges rightly."""
+    session = conversation.tls
+    if session is None or not session.finished:
+        return True
+    key = chain_key(session.chain or ((session.der,) if session.der else ()), legacy=state.legacy)
+    if not state.looking_up:
+        if state.verify:
+            memo.remember(key, Outcome(trusted=True))
+        elif state.trust_error is not None:
+            memo.remember(key, Outcome(False, state.trust_error, state.chain_trusted))
+        return True
+    outcome = memo.get(key)
+    if outcome is None:
+        outcome = await _verify_chain(endpoint, entry, settings, state)
+        if outcome is None:
+            return False
+        memo.remember(key, outcome)
+    state.looking_up = False
+    state.verify = outcome.trusted
+    state.trust_error = outcome.error
+    state.chain_trusted = outcome.chain_trusted
+    return True
+
+
+async def _verify_chain(
+    endpoint: Endpoint, entry: PortEntry, settings: Settings, state: _TlsState
+) -> Outcome | None:
+    """A verifying handshake on the same rung, for a chain the memo does not know: its
+    outcome, or None when it failed otherwise than by the chain's trust."""
+    trial = replace(state, verify=True, looking_up=False, causes=list(state.causes))
+    try:
+        await _attempt(endpoint, entry, settings, trial)
+    except HandshakeFailed as failed:
+        err = failed.cause
+        if not isinstance(err, ssl.SSLCertVerificationError) or is_protocol_mismatch(err):
+            return None  # a weak key or signature: the ladder steps down and says why
+        failure = classify_verify_error(err)
+        return Outcome(False, failure.message, failure.chain_trusted)
+    except ProbeFailure:
+        return None
+    return Outcome(trusted=True)
 
 
 def _retry(state: _TlsState, err: OSError) -> bool:
@@ -223,20 +305,33 @@ def _retry_verification(state: _TlsState, err: ssl.SSLCertVerificationError) -> 
     state.verify = False
     state.trust_error = failure.message
     state.chain_trusted = failure.chain_trusted
+    memo = trust_memo()
+    if memo is not None:
+        memo.start_unverified = True  # the chain itself is remembered once the retry is done
     return True
 
 
 async def _attempt(
     endpoint: Endpoint, entry: PortEntry, settings: Settings, state: _TlsState
 ) -> Conversation:
-    context = None
+    context: ContextSource | None = None
     if entry.tls is not TlsMode.NONE:
-        context = client_context(
-            verify=state.verify,
-            legacy=state.legacy,
-            cafile=settings.cafile,
-            tls1_only=state.tls1_only,
-        )
+
+        def context() -> ssl.SSLContext:
+            # Chosen when the handshake starts, not when the probe did: by then the run may
+            # have learnt enough chains to take the memo's shortcut (`tls.memo`).
+            memo = trust_memo()
+            if state.fresh and memo is not None and memo.start_unverified:
+                state.verify, state.looking_up = False, True
+            state.fresh = False
+            PRIORITY.set(0)  # this probe has begun: its next connections go first
+            return client_context(
+                verify=state.verify,
+                legacy=state.legacy,
+                cafile=settings.cafile,
+                tls1_only=state.tls1_only,
+            )
+
     implicit = entry.tls is TlsMode.IMPLICIT
     connection = Connection(
         address=endpoint.address,

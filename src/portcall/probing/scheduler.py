@@ -12,11 +12,20 @@ from dataclasses import dataclass, replace
 from portcall.catalog import PortEntry
 from portcall.probing.domain import NEEDS_DOMAIN, domain_from_rootdse, implied_domain
 from portcall.probing.errors import Phase, ProbeFailure, classify
-from portcall.probing.gates import GATES, Gates, HostPace, RateGate, Waiting, open_file_budget
+from portcall.probing.gates import (
+    GATES,
+    Gates,
+    HostPace,
+    RateGate,
+    Slots,
+    Waiting,
+    open_file_budget,
+)
 from portcall.probing.probe import Endpoint, Settings, probe
 from portcall.probing.reasons import failure_reason
 from portcall.probing.targets import Target
 from portcall.tls.context import client_context
+from portcall.tls.memo import TrustMemo
 from portcall.verdicts import LocalFault, Result
 
 ResultHook = Callable[[Result], None]
@@ -52,11 +61,12 @@ async def run_checks(
     """
     if settings.cafile is not None:
         client_context(verify=True, legacy=False, cafile=settings.cafile)  # TrustStoreError
-    overall = asyncio.Semaphore(limits.concurrency)
+    overall = Slots(limits.concurrency)
     allowed, _note = open_file_budget(connections_wanted(limits, len(targets), len(entries)))
     connections = asyncio.Semaphore(allowed)
     rate = RateGate(limits.rate) if limits.rate else None
     waiting = Waiting(WAITING_IN_ALL * limits.concurrency)
+    trust = TrustMemo()
     resolved = await asyncio.gather(
         *(_resolve(t, settings.timeout, settings.all_addresses) for t in targets)
     )
@@ -68,10 +78,10 @@ async def run_checks(
         async with asyncio.TaskGroup() as group:
             tasks = []
             for endpoint in endpoints:
-                per_host = asyncio.Semaphore(limits.per_host)
+                per_host = Slots(limits.per_host)
                 waiting_here = Waiting(WAITING_PER_HOST * limits.per_host)
                 gates = Gates(
-                    connections, overall, per_host, HostPace(), rate, waiting_here, waiting
+                    connections, overall, per_host, HostPace(), rate, waiting_here, waiting, trust
                 )
                 for entry in entries:
                     job = _one(endpoint, entry, settings, gates, on_result, required, keep)

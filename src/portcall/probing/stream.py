@@ -3,6 +3,7 @@ connected UDP socket for the protocols that ask and answer in datagrams."""
 
 from __future__ import annotations
 
+import _ssl  # the DER encoding constant of `_ssl.Certificate.public_bytes`
 import asyncio
 import asyncio.sslproto
 import ssl
@@ -32,11 +33,27 @@ class TlsSession:
     #: False when the certificate was read from the server's first answer to portcall's own
     #: hello and the handshake was left unfinished (`Stream.peek_tls`).
     finished: bool = True
+    #: The chain as the server sent it (DER, its own certificate first), when known.
+    chain: tuple[bytes, ...] = ()
 
     @classmethod
     def from_flight(cls, flight: ServerFlight) -> TlsSession:
         cipher = (flight.suite_name, flight.version_name, flight.bits)
         return cls(flight.version_name, cipher, flight.chain[0], finished=False)
+
+
+def _peer_chain(ssl_object: ssl.SSLObject) -> tuple[bytes, ...]:
+    """The certificates the server sent, as DER. Python 3.13 has `get_unverified_chain()`;
+    3.10 to 3.12 have it on the private `_sslobj` only, hence the careful look-up."""
+    inner = getattr(ssl_object, "_sslobj", ssl_object)
+    get_chain = getattr(inner, "get_unverified_chain", None)
+    if get_chain is None:
+        return ()
+    try:
+        certificates = get_chain() or []
+        return tuple(bytes(c.public_bytes(_ssl.ENCODING_DER)) for c in certificates)
+    except (AttributeError, ValueError, ssl.SSLError):
+        return ()
 
 
 @dataclass
@@ -83,10 +100,12 @@ class Stream:
         ssl_object = self.writer.get_extra_info("ssl_object")
         if ssl_object is None:
             return None
+        der = ssl_object.getpeercert(binary_form=True)
         return TlsSession(
             version=ssl_object.version(),
             cipher=ssl_object.cipher(),
-            der=ssl_object.getpeercert(binary_form=True),
+            der=der,
+            chain=_peer_chain(ssl_object) or ((der,) if der else ()),
         )
 
     async def peek_tls(self, hello: bytes) -> TlsSession:
