@@ -1,8 +1,9 @@
 """Time `portcall check` of networks whose catalog ports all drop SYNs, beside `nmap -sT -Pn`.
 
-A network namespace of this script's own has its loopback up and an nftables rule that drops
-every TCP SYN to the 17 catalog ports of 127.0.1.0/24 (all of 127.0.0.0/8 is loopback inside
-it), so nothing answers and nothing is refused: each connection attempt waits out the timeout.
+A network namespace of this script's own has its loopback up and an nftables input rule that
+drops every TCP packet to the 17 catalog ports of 127.0.1.0/24, as a host firewall would (all
+of 127.0.0.0/8 is loopback inside it), so nothing answers and nothing is refused: each
+connection attempt waits out the timeout.
 The rows go into bench/RESULTS.md. Run as root: `python3 bench/filtered.py [--runs N]`.
 """
 
@@ -31,8 +32,8 @@ TIMEOUT = 2
 NETWORKS = {62: "127.0.1.0/26", 254: "127.0.1.0/24"}
 RULES = f"""
 table inet bench {{
-    chain output {{
-        type filter hook output priority 0; policy accept;
+    chain input {{
+        type filter hook input priority 0; policy accept;
         ip daddr 127.0.1.0/24 tcp dport {{ {PORTS} }} drop
     }}
 }}

@@ -15,7 +15,7 @@ import time
 import warnings
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Final
+from typing import Any, Final, Self
 
 import pytest
 
@@ -48,20 +48,16 @@ AD_NAMING_CONTEXTS: Final = [
 SUBPROCESS_TIMEOUT: Final = 20
 
 
-class Served:
-    """The whole catalog answering on an event loop of its own, so that blocking clients can
-    talk to it from the test's thread; everything stops when the `with` block ends."""
+class OnItsOwnLoop:
+    """A responder on an event loop of its own, so that blocking clients can talk to it from
+    the test's thread; everything stops when the `with` block ends."""
 
-    def __init__(self, contexts: dict[str, ssl.SSLContext], profile: str = "exchange2003") -> None:
-        config = ResponderConfig(ephemeral=True, hostname=LAB_HOST, profile=profile)
-        self.records: list[ConnectionRecord] = []
-        # Called on the loop's thread; a list append is atomic, so no lock is needed.
-        hook = self.records.append
-        self.responder = Responder(CATALOG.entries, config, tls=contexts, on_connection=hook)
+    def __init__(self, responder: Responder) -> None:
+        self.responder = responder
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
 
-    def __enter__(self) -> Served:
+    def __enter__(self) -> Self:
         self._thread.start()
         try:
             asyncio.run_coroutine_threadsafe(self.responder.start(), self._loop).result(10)
@@ -88,6 +84,17 @@ class Served:
 
     def port(self, key: str) -> int:
         return self.responder.ports[key]
+
+
+class Served(OnItsOwnLoop):
+    """The whole catalog, answering on a loop of its own."""
+
+    def __init__(self, contexts: dict[str, ssl.SSLContext], profile: str = "exchange2003") -> None:
+        config = ResponderConfig(ephemeral=True, hostname=LAB_HOST, profile=profile)
+        self.records: list[ConnectionRecord] = []
+        # Called on the loop's thread; a list append is atomic, so no lock is needed.
+        hook = self.records.append
+        super().__init__(Responder(CATALOG.entries, config, tls=contexts, on_connection=hook))
 
     def record(self, key: str, peer_port: int | None = None) -> ConnectionRecord:
         """The logged connection to row `key` (from `peer_port` when known), once it ended."""

@@ -15,10 +15,8 @@ import errno
 import socket
 import ssl
 import struct
-import threading
 import time
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Final
 
 import dns.message
@@ -72,6 +70,7 @@ from portcall.responders.datagrams import (
 from portcall.responders.listen import listening_lines, servable
 from portcall.responders.log import ConnectionRecord, format_record
 from portcall.responders.server import RPC_KEY, Responder, ResponderConfig
+from tests.responders.running import OnItsOwnLoop
 
 DOMAIN: Final = "portcall.test"
 HOST: Final = "dc1.portcall.test"
@@ -86,9 +85,8 @@ WAIT: Final = 3.0
 SILENCE: Final = 0.3
 
 
-class Running:
-    """`entries` served on ephemeral loopback ports by a loop of its own, so that blocking
-    clients can talk to it from the test's thread."""
+class Running(OnItsOwnLoop):
+    """`entries` served on ephemeral loopback ports by a loop of its own."""
 
     def __init__(
         self,
@@ -99,47 +97,19 @@ class Running:
         settings_ = {"ephemeral": True, "hostname": HOST, "domain": DOMAIN, **config}
         self.records: list[ConnectionRecord] = []
         self.options: list[ServerOptions] = []
-        self.responder = Responder(
-            PLAIN if entries is None else entries,
-            ResponderConfig(**settings_),
-            tls=tls,
-            on_connection=self.records.append,
-            handshake_factory=self._factory,
+        super().__init__(
+            Responder(
+                PLAIN if entries is None else entries,
+                ResponderConfig(**settings_),
+                tls=tls,
+                on_connection=self.records.append,
+                handshake_factory=self._factory,
+            )
         )
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
 
     def _factory(self, protocol: str, options: ServerOptions) -> ServerHandshake:
         self.options.append(options)
         return server_for(protocol, options)
-
-    def __enter__(self) -> Running:
-        self._thread.start()
-        try:
-            asyncio.run_coroutine_threadsafe(self.responder.start(), self._loop).result(10)
-        except BaseException:
-            self._end()
-            raise
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        value: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        try:
-            asyncio.run_coroutine_threadsafe(self.responder.stop(), self._loop).result(10)
-        finally:
-            self._end()
-
-    def _end(self) -> None:
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
-        self._loop.close()
-
-    def port(self, key: str) -> int:
-        return self.responder.ports[key]
 
     def logged(self, key: str, count: int = 1) -> list[ConnectionRecord]:
         """The first `count` records of row `key`, once they are there."""

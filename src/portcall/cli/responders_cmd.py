@@ -132,7 +132,7 @@ def _no_blank_binds(values: tuple[str, ...]) -> tuple[str, ...]:
 )
 def listen(
     binds: tuple[str, ...],
-    catalog_path: str | None,
+    catalog_path: tuple[str, ...],
     ports_text: str | None,
     protocols: tuple[str, ...],
     port_offset: int,
