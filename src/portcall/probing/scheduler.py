@@ -74,9 +74,12 @@ async def run_checks(
     if any(entry.protocol in NEEDS_DOMAIN for entry in entries):
         endpoints = await asyncio.gather(*(_with_domain(e, settings) for e in endpoints))
     sweeper = asyncio.create_task(_sweep_cycles()) if len(endpoints) * len(entries) > 64 else None
+    # Probes are started as earlier ones end, never more at once than connections may be
+    # open: a run of thousands of hosts holds thousands of probes, not all of them at once.
+    started = asyncio.Semaphore(allowed)
+    tasks: list[asyncio.Task[Result | None]] = []
     try:
         async with asyncio.TaskGroup() as group:
-            tasks = []
             for endpoint in endpoints:
                 per_host = Slots(limits.per_host)
                 waiting_here = Waiting(WAITING_PER_HOST * limits.per_host)
@@ -84,8 +87,12 @@ async def run_checks(
                     connections, overall, per_host, HostPace(), rate, waiting_here, waiting, trust
                 )
                 for entry in entries:
+                    await started.acquire()
                     job = _one(endpoint, entry, settings, gates, on_result, required, keep)
-                    tasks.append(group.create_task(job))
+                    task = group.create_task(job)
+                    task.add_done_callback(lambda _done: started.release())
+                    if keep:
+                        tasks.append(task)
     except* LocalFault as faults:
         raise faults.exceptions[0] from None
     finally:
