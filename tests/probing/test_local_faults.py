@@ -190,3 +190,36 @@ def test_one_answering_port_keeps_the_host_healthy() -> None:
     ]
     assert overall_health(results[:2]) is Health.HEALTHY
     assert overall_health(results) is Health.WARNINGS
+
+
+def test_a_low_open_file_limit_against_answering_ports_ends_with_every_verdict(
+    tmp_path: Path,
+) -> None:
+    """With two connections at most, probes waiting with a connection open for a slot and
+    probes holding a slot while waiting for a connection must not lock each other out."""
+    offset = 31000
+    keys = ["pop3", "imap", "smtp", "nntp", "http", "routing"]
+    listener = subprocess.Popen(
+        [sys.executable, "-m", "portcall", "listen", "--port-offset", str(offset),
+         "--ports", ",".join(keys), "--cert-dir", str(tmp_path / "certs"),
+         "--bind", "127.0.0.1", "--bind", "127.0.0.2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )  # fmt: skip
+    try:
+        assert listener.stdout is not None
+        for line in listener.stdout:
+            if line.startswith("Ready:"):
+                break
+        ports = {key: CATALOG.by_key(key).port + offset for key in keys}  # type: ignore[union-attr]
+        catalog = moved_catalog(tmp_path / "c.toml", ports)
+        done = run_portcall(
+            "check", "127.0.0.1", "127.0.0.2", "--catalog", str(catalog), "--timeout", "5",
+            "--json", limit_files=40,
+        )  # fmt: skip
+        verdicts = [r["verdict"] for r in json.loads(done.stdout)["results"]]
+        assert verdicts == ["ok"] * 12, done.stderr
+    finally:
+        listener.terminate()
+        listener.wait(10)

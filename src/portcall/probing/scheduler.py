@@ -65,7 +65,9 @@ async def run_checks(
     allowed, _note = open_file_budget(connections_wanted(limits, len(targets), len(entries)))
     connections = asyncio.Semaphore(allowed)
     rate = RateGate(limits.rate) if limits.rate else None
-    waiting = Waiting(WAITING_IN_ALL * limits.concurrency)
+    # Waiters hold a connection each: at most half of them may, so that a probe which took
+    # its conversation slot first can always get a connection (no deadlock at a low ulimit).
+    waiting = Waiting(min(WAITING_IN_ALL * limits.concurrency, allowed // 2))
     trust = TrustMemo()
     resolved = await asyncio.gather(
         *(_resolve(t, settings.timeout, settings.all_addresses) for t in targets)
