@@ -89,6 +89,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--no-nmap", action="store_true", help="Time portcall only.")
+    parser.add_argument(
+        "--nmap-runs", type=int, default=1, help="Runs of nmap (minutes each on a /24)."
+    )
     args = parser.parse_args()
     if not args.no_nmap and shutil.which("nmap") is None:
         subprocess.run(["apt-get", "install", "-y", "-q", "nmap"], check=True)
@@ -100,13 +103,13 @@ def main() -> None:
         subprocess.run(
             ["ip", "netns", "exec", name, "nft", "-f", "-"], input=RULES, text=True, check=True
         )
-        tools = [("portcall check", portcall)]
+        tools = [("portcall check", portcall, args.runs)]
         if not args.no_nmap:
-            tools.append(("nmap -sT -Pn", nmap))
+            tools.append(("nmap -sT -Pn", nmap, args.nmap_runs))
         for hosts, network in NETWORKS.items():
-            for tool, run in tools:
+            for tool, run, runs in tools:
                 walls, cpus, summary = [], [], ""
-                for _ in range(args.runs):
+                for _ in range(runs):
                     wall, cpu, summary = run(name, network)
                     walls.append(wall)
                     cpus.append(cpu)
@@ -115,7 +118,8 @@ def main() -> None:
         subprocess.run(["ip", "netns", "del", name], check=False)
     lines = [
         f"Every catalog port of each host drops SYNs (nftables, in a network namespace); "
-        f"`--timeout {TIMEOUT}`; {args.runs} runs each in one invocation of `bench/filtered.py` "
+        f"`--timeout {TIMEOUT}`; {args.runs} runs of portcall, {args.nmap_runs} of nmap, in one "
+        "invocation of `bench/filtered.py` "
         f"on {datetime.now(UTC):%Y-%m-%d}. Before connections and conversations were gated apart "
         "(64 probes in flight, 8 per host), 64 such hosts took 43 s and 256 took 164 s; "
         'nmap counts the ports it lists and those it folds into "Not shown: N filtered".',
