@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import time
 
 import dns.flags
 import dns.message
@@ -36,7 +35,7 @@ from portcall.protocols.dns import (
 from tests.protocols.dc_serving import run_tool, serving
 from tests.protocols.feeding import feed_client, feed_server
 from tests.protocols.pair import converse
-from tests.protocols.test_fuzz_protocols import EXAMPLE_BOUND, FUZZ, STRANGERS, chunked
+from tests.protocols.test_fuzz_protocols import FUZZ, STRANGERS, bounded, chunked
 from tests.protocols.transcript import C, S, Step, play, play_both_ways
 
 DOMAIN = "example.test"
@@ -324,22 +323,13 @@ CLIENT_QUERIES = [
 ]
 
 
-def _bounded(work: object) -> object:
-    assert callable(work)
-    start = time.process_time()
-    outcome = work()
-    spent = time.process_time() - start
-    assert spent < EXAMPLE_BOUND, f"one example took {spent:.2f} s of CPU"
-    return outcome
-
-
 @FUZZ
 @given(
     st.sampled_from(["udp", "tcp"]),
     chunked(SERVER_REPLIES + [tcp(r) for r in SERVER_REPLIES] + STRANGERS),
 )
 def test_fuzz_dns_client(transport: str, chunks: list[bytes]) -> None:
-    outcome = _bounded(lambda: feed_client(client(transport), chunks))
+    outcome = bounded(lambda: feed_client(client(transport), chunks))
     assert isinstance(outcome, Done | RemoteProtocolError)
     if isinstance(outcome, Done):
         assert outcome.info.protocol == "dns"
@@ -351,7 +341,7 @@ def test_fuzz_dns_client(transport: str, chunks: list[bytes]) -> None:
     chunked(CLIENT_QUERIES + [tcp(q) for q in CLIENT_QUERIES] + STRANGERS),
 )
 def test_fuzz_dns_server(transport: str, chunks: list[bytes]) -> None:
-    events = _bounded(lambda: feed_server(server(transport), chunks))
+    events = bounded(lambda: feed_server(server(transport), chunks))
     assert isinstance(events, list) and events[-1] is CLOSE
     assert all(isinstance(e, Send) or e in (NEED_DATA, CLOSE) for e in events)
 

@@ -42,6 +42,17 @@ EXAMPLES = 200
 #: CPU seconds one example may take: a parser stuck in a loop or gone quadratic fails here.
 EXAMPLE_BOUND = 0.5
 
+
+def bounded(work: object) -> object:
+    """`work()`, which must spend less than `EXAMPLE_BOUND` of CPU: one fuzz example."""
+    assert callable(work)
+    start = time.process_time()
+    outcome = work()
+    spent = time.process_time() - start
+    assert spent < EXAMPLE_BOUND, f"one example took {spent:.2f} s of CPU"
+    return outcome
+
+
 FUZZ = settings(
     max_examples=EXAMPLES,
     deadline=None,

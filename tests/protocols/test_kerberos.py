@@ -4,7 +4,6 @@ roles together, a fuzz of both, and the server role checked by MIT kinit over UD
 from __future__ import annotations
 
 import asyncio
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -38,7 +37,7 @@ from portcall.protocols.kerberos.schema import KRBError
 from tests.protocols.dc_serving import run_tool, serving
 from tests.protocols.feeding import feed_client, feed_server
 from tests.protocols.pair import converse
-from tests.protocols.test_fuzz_protocols import EXAMPLE_BOUND, FUZZ, STRANGERS, chunked
+from tests.protocols.test_fuzz_protocols import FUZZ, STRANGERS, bounded, chunked
 from tests.protocols.transcript import C, S, Step, play, play_both_ways
 
 REALM = "EXAMPLE.TEST"
@@ -288,15 +287,6 @@ CLIENT_PIECES = [krb_error(6), krb_error(68, "X"), tlv(0x6B, b""), b"\x7e\x84\xf
 SERVER_PIECES = [AS_REQ_WIRE, b"\x6c\x00", b"\x6a\x84\x7f\xff\xff\xff", b"\x30\x80\x30\x80"]
 
 
-def _bounded(work: object) -> object:
-    assert callable(work)
-    start = time.process_time()
-    outcome = work()
-    spent = time.process_time() - start
-    assert spent < EXAMPLE_BOUND, f"one example took {spent:.2f} s of CPU"
-    return outcome
-
-
 def _framed(pieces: list[bytes]) -> list[bytes]:
     return pieces + [tcp(p) for p in pieces] + STRANGERS
 
@@ -304,7 +294,7 @@ def _framed(pieces: list[bytes]) -> list[bytes]:
 @FUZZ
 @given(st.sampled_from(["udp", "tcp"]), chunked(_framed(CLIENT_PIECES)))
 def test_fuzz_kerberos_client(transport: str, chunks: list[bytes]) -> None:
-    outcome = _bounded(lambda: feed_client(client(transport), chunks))
+    outcome = bounded(lambda: feed_client(client(transport), chunks))
     assert isinstance(outcome, Done | RemoteProtocolError)
     if isinstance(outcome, Done):
         assert outcome.info.protocol == "kerberos"
@@ -313,7 +303,7 @@ def test_fuzz_kerberos_client(transport: str, chunks: list[bytes]) -> None:
 @FUZZ
 @given(st.sampled_from(["udp", "tcp"]), chunked(_framed(SERVER_PIECES)))
 def test_fuzz_kerberos_server(transport: str, chunks: list[bytes]) -> None:
-    events = _bounded(lambda: feed_server(server(transport), chunks))
+    events = bounded(lambda: feed_server(server(transport), chunks))
     assert isinstance(events, list) and events[-1] is CLOSE
     assert all(isinstance(e, Send) or e in (NEED_DATA, CLOSE) for e in events)
 

@@ -4,7 +4,6 @@ a fuzz of both."""
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime
 
 import pytest
@@ -35,7 +34,7 @@ from portcall.protocols.kpasswd import (
 )
 from tests.protocols.feeding import feed_client, feed_server
 from tests.protocols.pair import check_server, converse, play_server
-from tests.protocols.test_fuzz_protocols import EXAMPLE_BOUND, FUZZ, STRANGERS, chunked
+from tests.protocols.test_fuzz_protocols import FUZZ, STRANGERS, bounded, chunked
 from tests.protocols.test_kerberos import ctx, integer, krb_error, name, string, tcp, time_, tlv
 from tests.protocols.transcript import C, S, Step, play, play_both_ways
 
@@ -339,15 +338,6 @@ CLIENT_PIECES = [
 SERVER_PIECES = [REQUEST, AP_REQ_WIRE, b"\x00\x0a\xff\x80\x00\x04\x6e\x84\x7f\xff", b"\x30\x80"]
 
 
-def _bounded(work: object) -> object:
-    assert callable(work)
-    start = time.process_time()
-    outcome = work()
-    spent = time.process_time() - start
-    assert spent < EXAMPLE_BOUND, f"one example took {spent:.2f} s of CPU"
-    return outcome
-
-
 def _framed(pieces: list[bytes]) -> list[bytes]:
     return pieces + [tcp(p) for p in pieces] + STRANGERS
 
@@ -355,7 +345,7 @@ def _framed(pieces: list[bytes]) -> list[bytes]:
 @FUZZ
 @given(st.sampled_from(["udp", "tcp"]), chunked(_framed(CLIENT_PIECES)))
 def test_fuzz_kpasswd_client(transport: str, chunks: list[bytes]) -> None:
-    outcome = _bounded(lambda: feed_client(client(transport), chunks))
+    outcome = bounded(lambda: feed_client(client(transport), chunks))
     assert isinstance(outcome, Done | RemoteProtocolError)
     if isinstance(outcome, Done):
         assert outcome.info.protocol == "kpasswd"
@@ -364,6 +354,6 @@ def test_fuzz_kpasswd_client(transport: str, chunks: list[bytes]) -> None:
 @FUZZ
 @given(st.sampled_from(["udp", "tcp"]), chunked(_framed(SERVER_PIECES)))
 def test_fuzz_kpasswd_server(transport: str, chunks: list[bytes]) -> None:
-    events = _bounded(lambda: feed_server(server(transport), chunks))
+    events = bounded(lambda: feed_server(server(transport), chunks))
     assert isinstance(events, list) and events[-1] is CLOSE
     assert all(isinstance(e, Send) or e in (NEED_DATA, CLOSE) for e in events)

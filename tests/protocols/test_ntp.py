@@ -3,7 +3,6 @@ error path, the two roles together, and a fuzz of both."""
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime
 
 import pytest
@@ -34,7 +33,7 @@ from portcall.protocols.ntp import (
 )
 from tests.protocols.feeding import feed_client, feed_server
 from tests.protocols.pair import converse, play_server
-from tests.protocols.test_fuzz_protocols import EXAMPLE_BOUND, FUZZ, STRANGERS, chunked
+from tests.protocols.test_fuzz_protocols import FUZZ, STRANGERS, bounded, chunked
 from tests.protocols.transcript import C, S, Step, play
 
 TRANSMIT = bytes.fromhex("0123456789abcdef")
@@ -243,15 +242,6 @@ CLIENT_PIECES = [packet(), packet(stratum=0, refid=b"DENY"), packet(origin=bytes
 SERVER_PIECES = [REQUEST, packet(), b"\x23", bytes(48)]
 
 
-def _bounded(work: object) -> object:
-    assert callable(work)
-    start = time.process_time()
-    outcome = work()
-    spent = time.process_time() - start
-    assert spent < EXAMPLE_BOUND, f"one example took {spent:.2f} s of CPU"
-    return outcome
-
-
 @FUZZ
 @given(st.booleans(), chunked(CLIENT_PIECES + STRANGERS))
 def test_fuzz_ntp_client(echo: bool, chunks: list[bytes]) -> None:
@@ -259,7 +249,7 @@ def test_fuzz_ntp_client(echo: bool, chunks: list[bytes]) -> None:
     # fuzzer gets past the pairing check.
     if echo:
         chunks = [c[:24] + TRANSMIT + c[32:] if len(c) >= 48 else c for c in chunks]
-    outcome = _bounded(lambda: feed_client(client(), chunks))
+    outcome = bounded(lambda: feed_client(client(), chunks))
     assert isinstance(outcome, Done | RemoteProtocolError)
     if isinstance(outcome, Done):
         assert outcome.info.protocol == "ntp"
@@ -268,6 +258,6 @@ def test_fuzz_ntp_client(echo: bool, chunks: list[bytes]) -> None:
 @FUZZ
 @given(chunked(SERVER_PIECES + STRANGERS))
 def test_fuzz_ntp_server(chunks: list[bytes]) -> None:
-    events = _bounded(lambda: feed_server(server(), chunks))
+    events = bounded(lambda: feed_server(server(), chunks))
     assert isinstance(events, list) and events[-1] is CLOSE
     assert all(isinstance(e, Send) or e in (NEED_DATA, CLOSE) for e in events)
