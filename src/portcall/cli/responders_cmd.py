@@ -130,6 +130,13 @@ def _no_blank_binds(values: tuple[str, ...]) -> tuple[str, ...]:
     show_default=True,
     help="Connections one client address may hold at once (0: no limit but --max-connections).",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Processes serving the same ports (SO_REUSEPORT), for a benchmark of many hosts.",
+)
 def listen(
     binds: tuple[str, ...],
     catalog_path: tuple[str, ...],
@@ -146,6 +153,7 @@ def listen(
     max_connections: int,
     idle_timeout: float,
     max_per_client: int,
+    workers: int,
 ) -> None:
     """Answer on every catalog port as the real service would, until Ctrl-C or SIGTERM.
 
@@ -192,11 +200,13 @@ def listen(
         rpc_port=rpc_port,
     )
     try:
-        responder = run_listen(entries, config, tls, click.echo)
+        responder = run_listen(entries, config, tls, click.echo, workers)
     except BindError as exc:
         raise UsageProblem(str(exc), exc.hint) from exc
+    whose = f" by this process of {workers}" if workers > 1 else ""
     click.echo(
-        f"Stopped: {responder.served} connections served, {responder.turned_away} turned away."
+        f"Stopped: {responder.served} connections served, {responder.turned_away} turned away"
+        f"{whose}."
     )
 
 

@@ -22,19 +22,23 @@ def reserve_port(address: str, port: int) -> socket.socket:
     return _bound(address, port, socket.SOCK_STREAM)
 
 
-def datagram_socket(address: str, port: int) -> socket.socket:
+def datagram_socket(address: str, port: int, *, reuse_port: bool = False) -> socket.socket:
     """A UDP socket bound to `address` and `port`, ready for asyncio. An IPv6 one takes IPv6
     only: `::` and `0.0.0.0` on the same port are then two sockets, as TCP's are, instead of
     the second failing because the first took IPv4 as well."""
-    sock = _bound(address, port, socket.SOCK_DGRAM)
+    sock = _bound(address, port, socket.SOCK_DGRAM, reuse_port=reuse_port)
     sock.setblocking(False)
     return sock
 
 
-def _bound(address: str, port: int, kind: socket.SocketKind) -> socket.socket:
+def _bound(
+    address: str, port: int, kind: socket.SocketKind, *, reuse_port: bool = False
+) -> socket.socket:
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
     sock = socket.socket(family, kind)
     try:
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         if family == socket.AF_INET6:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
         sock.bind((address, port))

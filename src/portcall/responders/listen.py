@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
+import os
 import signal
 import socket
 import ssl
@@ -130,11 +133,23 @@ def has_server(protocol: str) -> bool:
 
 
 def run_listen(
-    entries: list[PortEntry], config: ResponderConfig, tls: TlsSetup, echo: Callable[[str], None]
+    entries: list[PortEntry],
+    config: ResponderConfig,
+    tls: TlsSetup,
+    echo: Callable[[str], None],
+    workers: int = 1,
 ) -> Responder:
     """Serve `entries` until SIGINT/SIGTERM, one line per connection on stdout; returns the
-    stopped responder (for its counters). Raises `BindError` when a port cannot be had."""
+    stopped responder (for its counters). Raises `BindError` when a port cannot be had.
+
+    With `workers` above 1, as many processes serve the same ports (SO_REUSEPORT): this one
+    and `workers - 1` forked from it, each with its own event loop and limits, so that a
+    benchmark of hundreds of hosts is not held back by one core. They stop with this one.
+    """
+    if workers > 1:
+        config = dataclasses.replace(config, reuse_port=True)
     responder = Responder(entries, config, tls=tls.contexts, on_connection=line_printer(sys.stdout))
+    children = [_fork_worker(entries, config, tls) for _ in range(workers - 1)]
 
     def ready(ports: dict[str, int]) -> None:
         echo(f"portcall listen: {config.profile} as {config.hostname} on {', '.join(config.binds)}")
@@ -148,24 +163,62 @@ def run_listen(
             "Ctrl-C stops."
         )
 
-    asyncio.run(serve_until_signalled(responder, ready))
+    try:
+        asyncio.run(serve_until_signalled(responder, ready))
+    finally:
+        for child in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signal.SIGTERM)
+        for child in children:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(child, 0)
     return responder
 
 
+def _fork_worker(entries: list[PortEntry], config: ResponderConfig, tls: TlsSetup) -> int:
+    """A forked process serving the same ports; its pid. It ends on SIGTERM, or when this
+    process is gone (it looks every second), and never returns here."""
+    parent = os.getpid()
+    child = os.fork()
+    if child:
+        return child
+    code = 0
+    try:
+        printer = line_printer(sys.stdout)
+        responder = Responder(entries, config, tls=tls.contexts, on_connection=printer)
+        asyncio.run(serve_until_signalled(responder, lambda _ports: None, parent=parent))
+    except BaseException:
+        code = 1
+    finally:
+        sys.stdout.flush()
+        os._exit(code)
+
+
 async def serve_until_signalled(
-    responder: Responder, on_ready: Callable[[dict[str, int]], None]
+    responder: Responder, on_ready: Callable[[dict[str, int]], None], parent: int | None = None
 ) -> None:
-    """Start `responder`, call `on_ready` with its ports, and serve until SIGINT or SIGTERM."""
+    """Start `responder`, call `on_ready` with its ports, and serve until SIGINT or SIGTERM
+    (or, for a worker, until its `parent` process is gone)."""
     ports = await responder.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     signals = (signal.SIGINT, signal.SIGTERM)
     for number in signals:
         loop.add_signal_handler(number, stop.set)
+    watch = asyncio.create_task(_orphaned(parent, stop)) if parent is not None else None
     try:
         on_ready(ports)
         await stop.wait()
     finally:
+        if watch is not None:
+            watch.cancel()
         for number in signals:
             loop.remove_signal_handler(number)
         await responder.stop()
+
+
+async def _orphaned(parent: int, stop: asyncio.Event) -> None:
+    """Set `stop` once the process that forked this one has ended."""
+    while os.getppid() == parent:
+        await asyncio.sleep(1.0)
+    stop.set()

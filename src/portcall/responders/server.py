@@ -112,6 +112,9 @@ class ResponderConfig:
     #: Seconds a connection may last at all.
     lifetime: float = 300.0
     line_limit: int = 4096
+    #: Bind with SO_REUSEPORT, so that several processes (`listen --workers`) share each port
+    #: and the kernel spreads connections and datagrams among them.
+    reuse_port: bool = False
 
     def __post_init__(self) -> None:
         if not self.binds:
@@ -297,6 +300,7 @@ class Responder:
                 host=list(binds),
                 port=port,
                 backlog=max(128, self.config.max_connections),
+                reuse_port=self.config.reuse_port or None,
             )
         except OSError as exc:
             raise bind_error(exc, row.entry, port, binds) from exc
@@ -306,7 +310,7 @@ class Responder:
         """One UDP socket per bind address (asyncio binds a datagram endpoint to one)."""
         loop = asyncio.get_running_loop()
         for address in self.config.binds:
-            sock = datagram_socket(address, port)
+            sock = datagram_socket(address, port, reuse_port=self.config.reuse_port)
             _, endpoint = await loop.create_datagram_endpoint(
                 lambda: Endpoint(partial(self._datagram, row)), sock=sock
             )
