@@ -748,3 +748,22 @@ def test_a_new_chain_after_a_refused_one_is_verified_in_full(
     assert refused.tls is not None and refused.tls.trusted is False
     assert trusted.tls is not None and trusted.tls.trusted is True
     assert FindingCode.CERT_UNTRUSTED not in [f.code for f in trusted.findings]
+
+
+def test_the_expected_service_greeting_late_is_silent_not_another_service() -> None:
+    """An overloaded server greets the first connection too late, the second look at once:
+    the service that answers is the one expected, so the verdict is its silence."""
+    greeted = {"count": 0}
+    greeting = b"220 mail.example.com ESMTP Postfix\r\n"
+
+    async def late_then_prompt(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        greeted["count"] += 1
+        if greeted["count"] == 1:
+            await asyncio.sleep(2.0)
+        await scripted(greeting, {b"GET": b"502 5.5.2 Error: command not recognized\r\n"})(
+            reader, writer
+        )
+
+    result, _ = run_probe(late_then_prompt, "smtp", Settings(timeout=0.5), tls=None)
+    assert result.verdict is Verdict.SILENT, result.reason
+    assert greeted["count"] >= 2  # the second look did connect, and met SMTP

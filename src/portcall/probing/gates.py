@@ -24,7 +24,7 @@ import heapq
 import itertools
 import os
 import resource
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Final
@@ -149,6 +149,38 @@ class Gates:
 GATES: ContextVar[Gates | None] = ContextVar("portcall_gates", default=None)
 
 
+@dataclass
+class Waited:
+    """Seconds a probe has spent waiting for its gates: no timeout, and no probe deadline,
+    counts them (a probe of a large run may queue far longer than it works)."""
+
+    seconds: float = 0.0
+
+
+#: The waiting of the probe running in this task (set by the scheduler).
+WAITED: ContextVar[Waited | None] = ContextVar("portcall_waited", default=None)
+
+
+@contextlib.contextmanager
+def waiting() -> Iterator[None]:
+    """Count the time spent inside as this probe's waiting."""
+    waited = WAITED.get()
+    if waited is None:
+        yield
+        return
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    try:
+        yield
+    finally:
+        waited.seconds += loop.time() - start
+
+
+def seconds_waited() -> float:
+    waited = WAITED.get()
+    return waited.seconds if waited is not None else 0.0
+
+
 @contextlib.asynccontextmanager
 async def connection_slot() -> AsyncIterator[None]:
     """Held from the connection attempt to the close: bounds the sockets open at once."""
@@ -156,10 +188,15 @@ async def connection_slot() -> AsyncIterator[None]:
     if gates is None:
         yield
         return
-    async with gates.connections:
+    with waiting():
+        await gates.connections.acquire()
+    try:
         if gates.rate is not None:
-            await gates.rate.wait()
+            with waiting():
+                await gates.rate.wait()
         yield
+    finally:
+        gates.connections.release()
 
 
 @contextlib.asynccontextmanager
@@ -169,8 +206,18 @@ async def conversation_slot() -> AsyncIterator[None]:
     if gates is None:
         yield
         return
-    async with gates.per_host, gates.conversations:
+    with waiting():
+        await gates.per_host.acquire()
+        try:
+            await gates.conversations.acquire()
+        except BaseException:
+            gates.per_host.release()
+            raise
+    try:
         yield
+    finally:
+        gates.conversations.release()
+        gates.per_host.release()
 
 
 @contextlib.asynccontextmanager
@@ -189,12 +236,13 @@ async def slot_for_open_connection() -> AsyncIterator[bool]:
     gates.waiting_here.count += 1
     gates.waiting_all.count += 1
     try:
-        await gates.per_host.acquire()
-        try:
-            await gates.conversations.acquire()
-        except BaseException:
-            gates.per_host.release()
-            raise
+        with waiting():
+            await gates.per_host.acquire()
+            try:
+                await gates.conversations.acquire()
+            except BaseException:
+                gates.per_host.release()
+                raise
     finally:
         gates.waiting_here.count -= 1
         gates.waiting_all.count -= 1

@@ -19,7 +19,7 @@ from portcall.probing.driver import (
     converse,
 )
 from portcall.probing.errors import Phase, ProbeFailure, Sighting, defect, sighted
-from portcall.probing.gates import PRIORITY, trust_memo
+from portcall.probing.gates import PRIORITY, seconds_waited, trust_memo
 from portcall.probing.reasons import failure_reason, ok_reason
 from portcall.probing.service_findings import service_findings
 from portcall.probing.sniffing import name_plaintext_service, name_tls_service
@@ -105,8 +105,9 @@ class _TlsState:
         return True
 
     def time_left(self, timeout: float) -> float:
-        """Seconds the next connection may take: `timeout`, less near the probe's deadline."""
-        left = self.deadline - asyncio.get_running_loop().time()
+        """Seconds the next connection may take: `timeout`, less near the probe's deadline
+        (which moves on by the time the probe spent waiting for its gates)."""
+        left = self.deadline + seconds_waited() - asyncio.get_running_loop().time()
         return max(0.05, min(timeout, left))
 
 
@@ -395,6 +396,10 @@ async def _explain_silence(
             return sighted(Sighting.TLS_FOR_PLAINTEXT, version)
     detected = await name_plaintext_service(endpoint.address, entry.port, timeout)
     if detected is None or detected == "TLS":
+        return failure
+    if detected == entry.service.removesuffix(" over TLS"):
+        # The expected service after all, greeting late (an overloaded server's backlog):
+        # silence within the timeout is the verdict, not another service.
         return failure
     return sighted(Sighting.SPEAKS_SECOND, detected, entry.label)
 

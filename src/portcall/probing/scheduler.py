@@ -14,10 +14,12 @@ from portcall.probing.domain import NEEDS_DOMAIN, domain_from_rootdse, implied_d
 from portcall.probing.errors import Phase, ProbeFailure, classify
 from portcall.probing.gates import (
     GATES,
+    WAITED,
     Gates,
     HostPace,
     RateGate,
     Slots,
+    Waited,
     Waiting,
     open_file_budget,
 )
@@ -147,6 +149,7 @@ async def _one(
         result.reason = failure_reason(entry, failure)
     else:
         GATES.set(gates)  # this task's own context: its probe's connections take these gates
+        WAITED.set(Waited())
         result = await probe(endpoint, entry, settings)
     result.required = result.port in required
     if on_result is not None:
