@@ -1,10 +1,11 @@
 """Time `portcall check` of 1, 16, 256 and 1,024 hosts x the 17 catalog ports, beside
 `nmap -sV` with NSE scripts on 16 hosts.
 
-A network namespace of this script's own runs `portcall listen --bind 0.0.0.0` (the catalog
-ports moved by 20000, an Exchange 2003 server with the lab's certificate, which no CA the check
-knows has issued: every TLS probe meets an untrusted chain); every address of 127.0.0.0/8 is
-loopback inside it, so the targets are N addresses of 127.0.x.y, given with `-iL`. For each
+A network namespace of this script's own runs `portcall listen --bind 0.0.0.0 --workers 2`
+(the catalog ports moved by 20000, an Exchange 2003 server with the lab's certificate, which
+no CA the check knows has issued: every TLS probe meets an untrusted chain); every address
+of 127.0.0.0/8 is loopback inside it, so the targets are N addresses of 127.0.x.y, given with
+`-iL`. For each
 size the table gives the check's wall time, its CPU time (user + system, less the CPU of a
 `portcall --version` start-up), the CPU per probe, its peak memory, and the verdicts. The rows
 go into bench/RESULTS.md. Run as root: `python3 bench/scale.py [--runs N] [--no-nmap]`.
@@ -32,6 +33,8 @@ from results import write_section  # noqa: E402
 OFFSET = 20000
 SIZES = (1, 16, 256, 1024)
 NMAP_HOSTS = 16
+#: Responder processes: one per core of the machine the table was made on.
+WORKERS = 2
 NMAP_SCRIPTS = "ssl-cert,ldap-rootdse,smtp-commands,imap-capabilities,pop3-capabilities"
 TIME = ["/usr/bin/time", "-f", "%e %U %S %M"]
 
@@ -98,6 +101,7 @@ def main() -> None:
         listen = [sys.executable, "-m", "portcall", "listen", "--bind", "0.0.0.0"]
         listen += ["--port-offset", str(OFFSET), "--hostname", "mail.lab.test"]
         listen += ["--cert-dir", str(work / "certs"), "--max-connections", "4096"]
+        listen += ["--workers", str(WORKERS)]
         listener = subprocess.Popen(
             ["ip", "netns", "exec", name, *listen],
             stdout=subprocess.DEVNULL,
@@ -140,7 +144,7 @@ def main() -> None:
         subprocess.run(["ip", "netns", "del", name], check=False)
         shutil.rmtree(work, ignore_errors=True)
     lines = [
-        f"`portcall listen` (one process) serving 17 ports on every address of a network "
+        f"`portcall listen --workers {WORKERS}` serving 17 ports on every address of a network "
         f"namespace; targets given with `-iL`; default options (concurrency 64, 8 per host); "
         f"{args.runs} runs each in one invocation of `bench/scale.py` on "
         f"{datetime.now(UTC):%Y-%m-%d}. CPU is the check's user + system time less its "
