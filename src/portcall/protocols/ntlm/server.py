@@ -25,11 +25,12 @@ PROFILE_VERSIONS: dict[str, Version] = {
 }
 
 
-def host_identity(options: ServerOptions) -> Identity:
-    """The NTLM identity of a responder's mail and web services: the NetBIOS names Windows
-    derives from the host name and its domain (first label, upper case, 15 characters at
-    most), the DNS names themselves, and the Windows of the profile."""
-    host = options.hostname.strip().rstrip(".")
+def host_identity(options: ServerOptions, host: str | None = None) -> Identity:
+    """The NTLM identity of a responder (its mail and web services, or the DC it plays as
+    `host`): the NetBIOS names Windows derives from the host name and its domain (first
+    label, upper case, 15 characters at most), the DNS names themselves, and the Windows of
+    the profile."""
+    host = (host or options.hostname).strip().rstrip(".")
     try:
         domain = options.ad_domain()
     except LocalProtocolError:

@@ -26,6 +26,7 @@ from portcall.protocols.ntlm.messages import (
     filetime,
     negotiate_flags,
 )
+from portcall.protocols.ntlm.server import host_identity
 from portcall.protocols.smb import smb1, spnego
 from portcall.protocols.smb.messages import (
     ENCRYPTION,
@@ -77,18 +78,9 @@ Answer = tuple[bytes, bool]
 
 
 def identity_for(options: ServerOptions) -> Identity:
-    """The NTLM identity of the DC the responder plays: its host name and AD domain, with
-    the NetBIOS names Windows derives from them (the first label, upper case, 15 characters
-    at most)."""
-    domain = options.ad_domain()
-    host = dc_host_name(options, domain)
-    return Identity(
-        netbios_computer=host.split(".")[0].upper()[:15],
-        netbios_domain=domain.split(".")[0].upper()[:15],
-        dns_computer=host,
-        dns_domain=domain,
-        dns_forest=domain,
-    )
+    """The NTLM identity of the DC the responder plays: its DNS name (the host name, in the
+    AD domain when it has one label) and that domain, as `ntlm.host_identity` names them."""
+    return host_identity(options, dc_host_name(options, options.ad_domain()))
 
 
 class SmbServer(ServerHandshake):
