@@ -29,9 +29,13 @@ fi
 dpkg --configure -a </dev/null
 for tool in slapd ldapsearch dovecot postfix nginx nft openssl ip dot iptables-restore \
             ip6tables-restore firewall-offline-cmd ss dig kinit samba samba-tool smbclient \
-            rpcclient smbd unshare chronyd kpasswd; do
+            rpcclient smbd unshare chronyd kpasswd ntlm_auth slapadd pgrep; do
   command -v "$tool" >/dev/null || { echo "CI: $tool is missing after install" >&2; exit 1; }
 done
+# Samba's own client libraries (the independent clients of the DC responders) live in the
+# system Python, not in .venv.
+/usr/bin/python3 -c 'import samba.dcerpc.epmapper, samba.net' 2>/dev/null \
+  || { echo "CI: python3-samba is missing after install" >&2; exit 1; }
 [ -x /usr/lib/news/bin/nnrpd ] || { echo "CI: nnrpd (inn2) is missing after install" >&2; exit 1; }
 
 # Everything Python goes into .venv: a system Python may refuse pip (PEP 668).
