@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import ipaddress
 import os
-import re
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -31,6 +30,7 @@ from portcall.catalog import Catalog, PortEntry
 from portcall.cli.common import (
     Seconds,
     UsageProblem,
+    ad_domain_value,
     atomic_text,
     catalog_option,
     open_catalog,
@@ -122,14 +122,14 @@ _EXIT_FOR_HEALTH = {
 @click.option(
     "--domain",
     metavar="DOMAIN",
-    callback=lambda _ctx, _param, value: _domain(value),
+    callback=lambda _ctx, _param, value: ad_domain_value(value, "--domain"),
     help="The Active Directory domain the DC protocols ask about (DNS, Kerberos, CLDAP, "
     "kpasswd); default: the target's DNS name less its first label, else the DC's rootDSE.",
 )
 @click.option(
     "--locate",
     metavar="DOMAIN",
-    callback=lambda _ctx, _param, value: _domain(value, "--locate"),
+    callback=lambda _ctx, _param, value: ad_domain_value(value, "--locate"),
     help="Find a DC of DOMAIN as the DC locator does (DNS SRV, then the LDAP ping to each DC) "
     "and check the closest one with the windows-dc catalog; no TARGET then.",
 )
@@ -365,23 +365,6 @@ def _servername(value: str | None) -> str | None:
     if "/" in value or len(names) != 1:
         raise UsageProblem(f"--servername: '{value}' is a range, not one name", hint)
     return value
-
-
-def _domain(value: str | None, option: str = "--domain") -> str | None:
-    """A DNS domain name such as example.com, without the trailing dot."""
-    if value is None:
-        return None
-    name = value.strip().rstrip(".").lower()
-    labels = name.split(".")
-    if not name or not all(_LABEL.fullmatch(label) for label in labels):
-        raise UsageProblem(
-            f"{option}: '{value}' is not a DNS domain name",
-            "give the Active Directory domain in DNS form, such as example.com",
-        )
-    return name
-
-
-_LABEL = re.compile(r"[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?")
 
 
 def _readable(path: str, option: str) -> None:

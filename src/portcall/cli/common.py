@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -34,6 +35,25 @@ class UsageProblem(click.UsageError):
     def __init__(self, message: str, hint: str | None = None) -> None:
         super().__init__(message)
         self.hint = hint
+
+
+_DNS_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+
+
+def ad_domain_value(value: str | None, option: str, *, min_labels: int = 1) -> str | None:
+    """An Active Directory domain given on the command line, in DNS form (example.com),
+    lower case and without a trailing dot; a UsageProblem for anything else."""
+    if value is None:
+        return None
+    name = value.strip().rstrip(".").lower()
+    labels = name.split(".")
+    if len(labels) < min_labels or not all(_DNS_LABEL.fullmatch(label) for label in labels):
+        raise UsageProblem(
+            f"{option}: '{value}' is not a DNS domain name",
+            "give the Active Directory domain in DNS form, such as example.com: a NetBIOS "
+            "name such as EXAMPLE is not an Active Directory domain name here",
+        )
+    return name
 
 
 class Seconds(click.FloatRange):

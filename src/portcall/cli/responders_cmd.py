@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import re
 import sys
 import tempfile
 from pathlib import Path
@@ -13,6 +12,7 @@ import click
 from portcall.cli.common import (
     Seconds,
     UsageProblem,
+    ad_domain_value,
     catalog_option,
     open_catalog,
     ports_option,
@@ -24,10 +24,8 @@ from portcall.protocols.base import PROFILES
 from portcall.report.json_report import dumps
 from portcall.report.terminal import render
 
+
 #: One label of a DNS name (RFC 1123 2.1: letters, digits, inner hyphens; 63 at most).
-_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
-
-
 def _not_blank(value: str | None, option: str) -> str | None:
     """An option given as "" is a mistake (an unset variable), not a wish for the default."""
     if value is not None and not value.strip():
@@ -36,17 +34,8 @@ def _not_blank(value: str | None, option: str) -> str | None:
 
 
 def _domain(value: str | None) -> str | None:
-    """--domain as a DNS name of two labels or more; a UsageProblem otherwise."""
-    if value is None:
-        return None
-    name = value.strip().rstrip(".").lower()
-    labels = name.split(".")
-    if len(labels) < 2 or not all(_LABEL.fullmatch(label) for label in labels):
-        raise UsageProblem(
-            f"--domain: {value!r} is not an Active Directory domain name",
-            "give its DNS name, such as example.com (not the NetBIOS name EXAMPLE)",
-        )
-    return name
+    """--domain: a DC's domain has two labels or more (a lone label is a NetBIOS name)."""
+    return ad_domain_value(value, "--domain", min_labels=2)
 
 
 def _no_blank_binds(values: tuple[str, ...]) -> tuple[str, ...]:
