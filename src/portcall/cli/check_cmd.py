@@ -85,14 +85,15 @@ _EXIT_FOR_HEALTH = {
     type=click.IntRange(1, 4096),
     default=64,
     show_default=True,
-    help="Probes in flight at once.",
+    help="Conversations (TLS handshakes, protocol exchanges) at once, all hosts together; "
+    "connection attempts are limited apart, by the open-file limit.",
 )
 @click.option(
     "--per-host",
     type=click.IntRange(1, 256),
     default=8,
     show_default=True,
-    help="Probes in flight at once against one host.",
+    help="Conversations at once with one host.",
 )
 @click.option(
     "--ca",
