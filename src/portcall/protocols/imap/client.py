@@ -30,7 +30,7 @@ from portcall.protocols.lines import (
     may_upgrade,
     spend,
 )
-from portcall.protocols.ntlm import CANCEL, negotiate_line, note_ntlm, record_challenge
+from portcall.protocols.ntlm import Answer, exchange, note_ntlm
 from portcall.protocols.peertext import quoted
 from portcall.protocols.products import product_from_text
 
@@ -66,24 +66,17 @@ class ImapClient(Handshake):
         return info
 
     def _ntlm(self, info: ServiceInfo) -> Generator[Event, None, None]:
-        """AUTHENTICATE NTLM, the NEGOTIATE_MESSAGE on the empty "+", the CHALLENGE_MESSAGE
-        on the next "+", then "*", which the server must refuse with a tagged BAD (RFC 3501
-        section 6.2.2)."""
+        """AUTHENTICATE NTLM through `ntlm.exchange`; "+" is the continuation, and the tagged
+        completion ends the command (RFC 3501 section 6.2.2)."""
         tag = self._next_tag()
-        yield Send(f"{tag} AUTHENTICATE NTLM\r\n".encode())
+        start = f"{tag} AUTHENTICATE NTLM\r\n".encode()
+        yield from exchange(info, "AUTHENTICATE NTLM", start, lambda: self._ntlm_answer(tag))
+
+    def _ntlm_answer(self, tag: str) -> Generator[Event, None, Answer]:
         answer = yield from self._continuation(tag)
         if isinstance(answer, Completion):
-            note_ntlm(info, f"AUTHENTICATE NTLM was answered with {_completion(answer)}")
-            return
-        yield Send(negotiate_line())
-        answer = yield from self._continuation(tag)
-        if isinstance(answer, Completion):
-            note_ntlm(info, f"the NTLM negotiation was answered with {_completion(answer)}")
-            return
-        record_challenge(info, answer)
-        yield Send(CANCEL)
-        if not isinstance((yield from self._continuation(tag)), Completion):
-            raise RemoteProtocolError("the server went on with NTLM after the cancel")
+            return Answer(more=False, text=_completion(answer))
+        return Answer(more=True, text=answer)
 
     def _continuation(self, tag: str) -> Generator[Event, None, str | Completion]:
         """The text of the next continuation request ("+ text"), or the tagged completion

@@ -118,9 +118,7 @@ class ASReq(univ.Sequence):
     componentType = namedtype.NamedTypes(
         namedtype.NamedType("pvno", explicit(1, univ.Integer())),
         namedtype.NamedType("msg-type", explicit(2, univ.Integer())),
-        namedtype.OptionalNamedType(
-            "padata", explicit(3, univ.SequenceOf(componentType=PAData()))
-        ),
+        namedtype.OptionalNamedType("padata", explicit(3, univ.SequenceOf(componentType=PAData()))),
         namedtype.NamedType("req-body", explicit(4, KDCReqBody())),
     )
 

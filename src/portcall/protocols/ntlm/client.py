@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Iterable
+from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass
 from typing import Final
 
-from portcall.protocols.base import ServiceInfo
+from portcall.protocols.base import Event, RemoteProtocolError, Send, ServiceInfo
 from portcall.protocols.ntlm.messages import (
     Challenge,
     NtlmError,
@@ -108,3 +108,40 @@ def note_ntlm(info: ServiceInfo, text: str) -> None:
     """Why no NTLM identity was learnt, in the details and the notes."""
     info.details["ntlm_error"] = text
     info.notes.append(f"NTLM: {text}")
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A server's reply within the NTLM exchange, as the text protocol's client read it."""
+
+    #: A continuation (SMTP 334, POP3 and IMAP "+"): the server waits for the next line.
+    more: bool
+    #: A continuation's text (the base64 token), else the reply, quoted, for a note.
+    text: str
+
+
+#: Reads the next reply of the exchange: the protocol's own reading, the same steps for all.
+ReadAnswer = Callable[[], Generator[Event, None, Answer]]
+
+
+def exchange(
+    info: ServiceInfo, command: str, start: bytes, read: ReadAnswer
+) -> Generator[Event, None, None]:
+    """The NTLM exchange of SMTP, POP3 and IMAP4: `start` (AUTH NTLM or AUTHENTICATE NTLM),
+    the NEGOTIATE_MESSAGE on the empty continuation, the CHALLENGE_MESSAGE read from the next
+    one into `info`, then "*", which the server must refuse (RFC 4954 4, RFC 5034 4, RFC 3501
+    6.2.2). A refusal on the way is noted; going on after the cancel is the peer's fault."""
+    yield Send(start)
+    answer = yield from read()
+    if not answer.more:
+        note_ntlm(info, f"{command} was answered with {answer.text}")
+        return
+    yield Send(negotiate_line())
+    answer = yield from read()
+    if not answer.more:
+        note_ntlm(info, f"the NTLM negotiation was answered with {answer.text}")
+        return
+    record_challenge(info, answer.text)
+    yield Send(CANCEL)
+    if (yield from read()).more:
+        raise RemoteProtocolError("the server went on with NTLM after the cancel")

@@ -22,14 +22,7 @@ from portcall.protocols.lines import (
     may_upgrade,
     read_dot_block,
 )
-from portcall.protocols.ntlm import (
-    CANCEL,
-    POP3,
-    is_continuation,
-    negotiate_line,
-    note_ntlm,
-    record_challenge,
-)
+from portcall.protocols.ntlm import POP3, Answer, exchange, is_continuation, note_ntlm
 from portcall.protocols.peertext import quoted
 from portcall.protocols.products import product_from_text
 
@@ -79,23 +72,14 @@ class Pop3Client(Handshake):
         return "NTLM" in {name.strip().upper() for name in names}
 
     def _ntlm(self, info: ServiceInfo) -> Generator[Event, None, None]:
-        """AUTH NTLM, the NEGOTIATE_MESSAGE on the empty "+", the CHALLENGE_MESSAGE on the
-        next "+", then "*", which the server must refuse with -ERR (RFC 5034 section 4)."""
-        yield Send(POP3.start)
-        answer = yield from self.read_line()
-        if not is_continuation(POP3, answer.encode()):
-            note_ntlm(info, f"AUTH NTLM was answered with {quoted(answer)}")
-            return
-        yield Send(negotiate_line())
-        answer = yield from self.read_line()
-        if not is_continuation(POP3, answer.encode()):
-            note_ntlm(info, f"the NTLM negotiation was answered with {quoted(answer)}")
-            return
-        record_challenge(info, answer[1:])
-        yield Send(CANCEL)
-        answer = yield from self.read_line()
-        if is_continuation(POP3, answer.encode()):
-            raise RemoteProtocolError("the server went on with NTLM after the cancel")
+        """AUTH NTLM through `ntlm.exchange`; "+" is the continuation (RFC 5034 section 4)."""
+        yield from exchange(info, "AUTH NTLM", POP3.start, self._ntlm_answer)
+
+    def _ntlm_answer(self) -> Generator[Event, None, Answer]:
+        line = yield from self.read_line()
+        if is_continuation(POP3, line.encode()):
+            return Answer(more=True, text=line[1:])
+        return Answer(more=False, text=quoted(line))
 
     def _capa(self) -> Generator[Event, None, list[str]]:
         yield Send(b"CAPA\r\n")

@@ -23,13 +23,7 @@ from portcall.protocols.lines import (
     may_upgrade,
     read_code_reply,
 )
-from portcall.protocols.ntlm import (
-    CANCEL,
-    SMTP,
-    negotiate_line,
-    note_ntlm,
-    record_challenge,
-)
+from portcall.protocols.ntlm import SMTP, Answer, exchange, note_ntlm
 from portcall.protocols.peertext import quoted
 from portcall.protocols.products import exchange_smtp_product, product_from_text
 from portcall.protocols.smtp.messages import (
@@ -69,23 +63,14 @@ class SmtpClient(Handshake):
         return info
 
     def _ntlm(self, info: ServiceInfo) -> Generator[Event, None, None]:
-        """AUTH NTLM, the NEGOTIATE_MESSAGE on the empty 334, the CHALLENGE_MESSAGE on the
-        next 334, then "*", which the server must answer with 501 (RFC 4954 section 4)."""
-        yield Send(SMTP.start)
-        reply = yield from read_code_reply(self)
-        if reply.code != AUTH_CONTINUE:
-            note_ntlm(info, f"AUTH NTLM was answered with {quoted(_render(reply))}")
-            return
-        yield Send(negotiate_line())
-        reply = yield from read_code_reply(self)
-        if reply.code != AUTH_CONTINUE:
-            note_ntlm(info, f"the NTLM negotiation was answered with {quoted(_render(reply))}")
-            return
-        record_challenge(info, reply.text)
-        yield Send(CANCEL)
+        """AUTH NTLM through `ntlm.exchange`; 334 is the continuation (RFC 4954 section 4)."""
+        yield from exchange(info, "AUTH NTLM", SMTP.start, self._ntlm_answer)
+
+    def _ntlm_answer(self) -> Generator[Event, None, Answer]:
         reply = yield from read_code_reply(self)
         if reply.code == AUTH_CONTINUE:
-            raise RemoteProtocolError("the server went on with NTLM after the cancel")
+            return Answer(more=True, text=reply.text)
+        return Answer(more=False, text=quoted(_render(reply)))
 
     def _greeting(self) -> Generator[Event, None, CodeReply]:
         reply = yield from read_code_reply(self)
