@@ -99,32 +99,30 @@ def system_dns_server() -> str:
     return str(servers[0])
 
 
-def _row(catalog_rows: dict[str, PortEntry], key: str) -> PortEntry:
-    entry = catalog_rows.get(key)
-    if entry is None:  # pragma: no cover - the built-in catalog has both rows
-        raise LookupError(f"the windows-dc catalog has no {key} row")
+def _dc_row(key: str) -> PortEntry:
+    """A row of the built-in windows-dc catalog, which has the dns and cldap rows."""
+    entry = load_catalog("windows-dc").by_key(key)
+    assert entry is not None, key
     return entry
 
 
 async def locate(domain: str, settings: Settings, dns_server: str | None = None) -> Located:
     """Run the locator's steps for `domain`, asking `dns_server` (default: the system's)."""
     server = dns_server or system_dns_server()
-    rows = {e.key: e for e in load_catalog("windows-dc").entries}
     settings = replace(settings, domain=domain)
     located = Located(domain, server)
-    dns_step = await probe(_endpoint(server, domain), _row(rows, "dns"), settings)
+    dns_step = await probe(_endpoint(server, domain), _dc_row("dns"), settings)
     dns_step.key = "locate-dns"
     located.steps.append(dns_step)
     if dns_step.verdict is not Verdict.OK:
         return located
     located.candidates = await _candidates(dns_step, server, settings.timeout)
-    pings = [
-        probe(_endpoint(c.addresses[0], domain, c.name), _row(rows, "cldap"), settings)
-        for c in located.candidates
-        if c.addresses
-    ]
     pinged = [c for c in located.candidates if c.addresses]
-    for candidate, ping in zip(pinged, await asyncio.gather(*pings), strict=True):
+    cldap = _dc_row("cldap")
+    pings = await asyncio.gather(
+        *(probe(_endpoint(c.addresses[0], domain, c.name), cldap, settings) for c in pinged)
+    )
+    for candidate, ping in zip(pinged, pings, strict=True):
         ping.key = "locate-cldap"
         candidate.ping = ping
         located.steps.append(ping)
