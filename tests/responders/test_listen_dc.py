@@ -62,7 +62,7 @@ from portcall.responders.datagrams import (
     AMPLIFICATION,
     MAX_EVENTS,
     SMALL_REPLY,
-    RateGate,
+    DatagramBudget,
     exchange,
     reply_verdict,
     unanswerable_source,
@@ -422,7 +422,7 @@ def test_a_reply_much_larger_than_its_request_is_withheld() -> None:
 
 
 def test_the_rate_gate_counts_per_second_in_all_and_per_address() -> None:
-    gate = RateGate(per_second=3, per_client=2)
+    gate = DatagramBudget(per_second=3, per_client=2)
     assert [gate.refusal("a", 10.0), gate.refusal("a", 10.1)] == [None, None]
     assert gate.refusal("a", 10.2) == "over 2 datagrams a second from a"
     assert gate.refusal("b", 10.3) is None

@@ -6,7 +6,7 @@ send its replies to a victim. Three rules keep it from being a useful reflector:
 * one reply datagram per request datagram, and a reply larger than `SMALL_REPLY` bytes only
   when it is at most `AMPLIFICATION` times the request (the real replies of the roles served
   here fit easily: a DNS answer, a KRB-ERROR, a Netlogon structure);
-* at most so many datagrams a second are answered, in all and from one address (`RateGate`);
+* at most so many datagrams a second are answered, in all and from one address (`DatagramBudget`);
 * nothing is sent to port 0, nor, except for NTP, to a privileged source port: clients send
   from ephemeral ports, servers from their own, and answering a server's datagram is how two
   servers are set ping-ponging error messages at each other for ever.
@@ -83,7 +83,7 @@ class Endpoint(asyncio.DatagramProtocol):
 
 
 @dataclass
-class RateGate:
+class DatagramBudget:
     """Datagrams answered in the current second, in all and by client address."""
 
     per_second: int

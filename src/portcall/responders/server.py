@@ -47,8 +47,8 @@ from portcall.responders.binding import (
 from portcall.responders.channel import Channel
 from portcall.responders.datagrams import (
     Address,
+    DatagramBudget,
     Endpoint,
-    RateGate,
     exchange,
     reached_address,
     reply_verdict,
@@ -178,7 +178,7 @@ class Responder:
         self._hook = on_connection
         self._factory = handshake_factory
         self._counters = _Counters()
-        self._gate = RateGate(self.config.max_connections, self.config.max_per_client)
+        self._gate = DatagramBudget(self.config.max_connections, self.config.max_per_client)
         self._stopping = False
         for row in self._rows:
             self._check_row(row)
