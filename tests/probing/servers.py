@@ -84,21 +84,31 @@ def pop3(
     *,
     stls: ssl.SSLContext | None = None,
     capabilities: tuple[bytes, ...] = (b"TOP", b"USER", b"UIDL"),
+    patience: float | None = None,
+    pause: float = 0.0,
 ) -> Handler:
     """A POP3 service (RFC 1939, CAPA per RFC 2449); with `stls`, it lists STLS and upgrades
-    with that context (RFC 2595 section 4), and lists STLS no more once TLS runs."""
+    with that context (RFC 2595 section 4), and lists STLS no more once TLS runs. With
+    `patience`, a client silent that long after the greeting is dropped (as INN's nnrpd drops
+    one after 10 s); `pause` is a think time before each answer."""
 
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writer.write(greeting)
         await writer.drain()
         upgraded = False
-        while line := await reader.readline():
+        try:
+            line = await asyncio.wait_for(reader.readline(), patience)
+        except TimeoutError:
+            return
+        while line:
+            await asyncio.sleep(pause)
             verb = line.strip().upper()
             if verb == b"STLS" and stls is not None and not upgraded:
                 writer.write(b"+OK Begin TLS negotiation\r\n")
                 await writer.drain()
                 await writer.start_tls(stls)
                 upgraded = True
+                line = await reader.readline()
                 continue
             writer.write(
                 _pop3_answer(verb, capabilities, offer_stls=stls is not None and not upgraded)
@@ -106,6 +116,7 @@ def pop3(
             await writer.drain()
             if verb == b"QUIT":
                 return
+            line = await reader.readline()
 
     return handler
 

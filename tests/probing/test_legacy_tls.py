@@ -35,6 +35,7 @@ from tests.tls.fakes import (
     Rc4OnlyServer,
     blocking_pop3s,
     listening,
+    parse_client_hello,
     read_record,
     tls10_server_context,
 )
@@ -158,6 +159,40 @@ def test_version_intolerant_implicit_tls_gets_the_tls1_fallback(
     assert [f.code for f in result.findings] == [FindingCode.TLS_LEGACY]
     message = legacy_message(result)
     assert "drops the connection on a current TLS hello" in message and "TLSv1" in message
+
+
+def test_a_drop_the_fallback_disproves_is_reported_as_the_drop(lab: Lab, leaf: Issued) -> None:
+    """A server that resets a modern hello (overloaded, restarting, or a middlebox) and then
+    refuses the TLS 1.0 fallback with a protocol_version alert is no version-intolerant stack:
+    the verdict names the reset, not the alert to a hello portcall sent only to find out."""
+    modern = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    modern.minimum_version = ssl.TLSVersion.TLSv1_2
+    modern.load_cert_chain(*lab.files(leaf, "modern"))
+    hellos: list[int] = []
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        hello = await read_record(reader)
+        hellos.append(parse_client_hello(hello).highest)
+        if len(hellos) == 1:
+            IntolerantFront(0)._drop(writer)  # the reset, without an alert
+            return
+        incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        session = modern.wrap_bio(incoming, outgoing, server_side=True)
+        incoming.write(hello)
+        with pytest.raises(ssl.SSLError, match="UNSUPPORTED_PROTOCOL"):
+            session.do_handshake()
+        writer.write(outgoing.read())  # OpenSSL's protocol_version alert
+        await writer.drain()
+        await reader.read()  # the client closes first: no reset can overtake the alert
+
+    async def go() -> Result:
+        async with listening(handler) as port:
+            return await probe(LOCAL, row("pop3s", port), lab.settings())
+
+    result = asyncio.run(go())
+    assert hellos[0] > TLS10 and hellos[1:] == [TLS10]
+    assert result.verdict is Verdict.TLS_FAILED, result.reason
+    assert "reset" in result.reason and "protocol_version" not in result.reason, result.reason
 
 
 def test_version_intolerant_starttls_gets_the_tls1_fallback(lab: Lab, leaf: Issued) -> None:

@@ -20,6 +20,7 @@ import pytest
 
 from portcall.api import check_async
 from portcall.catalog import PortEntry, TlsMode, load_catalog
+from portcall.probing import gates
 from portcall.probing.errors import Phase, ProbeFailure, classify
 from portcall.probing.probe import Endpoint, Settings, probe
 from portcall.probing.scheduler import Limits
@@ -385,6 +386,25 @@ def test_global_limit_holds_across_hosts() -> None:
     gauge, results = run_counted(Limits(concurrency=3, per_host=8), rows_per_host=4)
     assert [r.verdict for r in results] == [Verdict.OK] * 8
     assert gauge.peak_total == 3
+
+
+@pytest.mark.parametrize("idle_limit, all_ok", [(0.1, True), (60.0, False)])
+def test_a_connection_left_idle_too_long_is_made_again(
+    monkeypatch: pytest.MonkeyPatch, idle_limit: float, all_ok: bool
+) -> None:
+    """Connections opened at once for a new host wait for their conversation slots; one that
+    waited past `IDLE_LIMIT` is made again, so a server that drops silent clients sees none.
+    With the limit out of the way, the same run finds dropped connections: the test can fail."""
+    monkeypatch.setattr(gates, "IDLE_LIMIT", idle_limit)
+
+    async def go() -> list[Result]:
+        async with serve_many(pop3(patience=0.4, pause=0.3), TWO_HOSTS[:1]) as port:
+            entries = plain_rows(port, 4)
+            limits = Limits(concurrency=1, per_host=1)
+            return await check_async(list(TWO_HOSTS[:1]), entries=entries, limits=limits)
+
+    verdicts = [r.verdict for r in asyncio.run(go())]
+    assert (verdicts == [Verdict.OK] * 4) is all_ok, verdicts
 
 
 def test_results_follow_targets_then_catalog_not_completion_order() -> None:

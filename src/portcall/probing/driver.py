@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from portcall.probing.errors import Phase, ProbeFailure, classify
 from portcall.probing.gates import (
+    Slot,
     connection_slot,
     conversation_slot,
     host_answered,
@@ -118,7 +119,11 @@ async def converse(connection: Connection, handshake: Handshake) -> Conversation
             async with connection_slot():
                 stream = await _connect(connection, progress)
                 async with slot_for_open_connection() as slot:
-                    if slot:
+                    if slot is Slot.STALE:
+                        stale, stream = stream, None
+                        await stale.close()
+                        stream = await _connect(connection, progress)
+                    if slot is not Slot.NONE:
                         return await _talk(stream, handshake, connection, progress)
                 await stream.close()
         async with conversation_slot(), connection_slot():

@@ -9,7 +9,9 @@ so that one busy host cannot hold global slots it cannot use) and then a global 
 (`concurrency`). Connections to a host that has answered before are made inside a
 conversation slot; the first ones to a host are attempted freely, and one that connects when
 no conversation slot is free is closed and made again later, so that no server sees more idle
-connections than the limits allow. The wait for a slot is not counted against any timeout.
+connections than the limits allow; one that waited longer than `IDLE_LIMIT` is made again too,
+as servers close clients that stay silent. The wait for a slot is not counted against any
+timeout.
 
 Connection timeouts adapt to each host: once a host has answered a connection, later attempts
 on it wait `RTT_FACTOR` times its slowest connect, but never less than `CONNECT_FLOOR` seconds
@@ -27,6 +29,7 @@ import resource
 from collections.abc import AsyncIterator, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Final
 
 from portcall.tls.memo import TrustMemo
@@ -220,21 +223,40 @@ async def conversation_slot() -> AsyncIterator[None]:
         gates.per_host.release()
 
 
+class Slot(Enum):
+    """What `slot_for_open_connection` gave a connection already open."""
+
+    #: A slot, and the connection is fresh: talk on it.
+    READY = "ready"
+    #: A slot, but the connection sat idle too long: make it again inside the slot.
+    STALE = "stale"
+    #: No slot: too many connections wait already; close it and make it again later.
+    NONE = "none"
+
+
+#: Seconds an open connection may wait, silent, for its conversation: servers close clients
+#: that say nothing (INN's nnrpd after 10 s, Postfix under stress after 10 s), so one kept
+#: longer is made again rather than found closed.
+IDLE_LIMIT = 3.0
+
+
 @contextlib.asynccontextmanager
-async def slot_for_open_connection() -> AsyncIterator[bool]:
+async def slot_for_open_connection() -> AsyncIterator[Slot]:
     """A conversation slot for a connection already open: at once if one is free, after a
-    wait if few connections wait already (this host's and the run's `Waiting`), else none
-    (False): the caller closes the connection and makes it again inside a slot later."""
+    wait if few connections wait already (this host's and the run's `Waiting`), else none.
+    A wait longer than `IDLE_LIMIT` makes the connection stale."""
     gates = GATES.get()
     if gates is None:
-        yield True
+        yield Slot.READY
         return
     free = not (gates.per_host.locked() or gates.conversations.locked())
     if not free and not (gates.waiting_here.room() and gates.waiting_all.room()):
-        yield False
+        yield Slot.NONE
         return
     gates.waiting_here.count += 1
     gates.waiting_all.count += 1
+    loop = asyncio.get_running_loop()
+    start = loop.time()
     try:
         with waiting():
             await gates.per_host.acquire()
@@ -247,7 +269,7 @@ async def slot_for_open_connection() -> AsyncIterator[bool]:
         gates.waiting_here.count -= 1
         gates.waiting_all.count -= 1
     try:
-        yield True
+        yield Slot.STALE if loop.time() - start > IDLE_LIMIT else Slot.READY
     finally:
         gates.conversations.release()
         gates.per_host.release()

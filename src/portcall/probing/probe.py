@@ -91,6 +91,8 @@ class _TlsState:
     looking_up: bool = False
     #: No handshake has been started yet: the first may take the memo's shortcut.
     fresh: bool = True
+    #: The dropped modern hello that sent the probe to the TLS 1.0 fallback.
+    dropped: HandshakeFailed | None = None
 
     def from_the_top(self) -> None:
         """Leave the memo's shortcut: verify in the handshake, as without a memo."""
@@ -217,7 +219,8 @@ async def _climb_tls_ladder(
             if state.looking_up:
                 state.from_the_top()  # anything unusual: the ladder as without a memo
                 continue
-            if not _retry(state, failed.cause):
+            if not _retry(state, failed):
+                failed = _what_failed(state, failed)
                 left = state.time_left(settings.timeout)
                 raise await _tls_failure(endpoint, entry, left, failed) from failed.cause
         except ProbeFailure as failure:
@@ -278,13 +281,16 @@ async def _verify_chain(
     return Outcome(trusted=True)
 
 
-def _retry(state: _TlsState, err: OSError) -> bool:
-    """Whether another rung deserves a try after `err`; moves `state` there if so."""
+def _retry(state: _TlsState, failed: HandshakeFailed) -> bool:
+    """Whether another rung deserves a try after `failed`; moves `state` there if so."""
+    err = failed.cause
     if isinstance(err, ssl.SSLCertVerificationError):
         return _retry_verification(state, err)
     if is_version_intolerance(err) and not state.tls1_only and not state.raw_hello:
-        state.tls1_only = True
+        state.tls1_only, state.dropped = True, failed
         return state.step_down(LegacyCause.VERSION_INTOLERANT)
+    if state.dropped is not None and _refuses_old_versions(err):
+        return False  # it speaks TLS, only not this old: no version intolerance after all
     if not isinstance(err, ssl.SSLError) or not is_protocol_mismatch(err):
         return False
     if not state.legacy:
@@ -293,6 +299,20 @@ def _retry(state: _TlsState, err: OSError) -> bool:
         state.raw_hello = True
         return state.step_down(LegacyCause.OLD_CIPHERS)
     return False
+
+
+def _refuses_old_versions(err: OSError) -> bool:
+    return isinstance(err, ssl.SSLError) and err.reason == "TLSV1_ALERT_PROTOCOL_VERSION"
+
+
+def _what_failed(state: _TlsState, failed: HandshakeFailed) -> HandshakeFailed:
+    """The failure to report. A server that answers the TLS 1.0 fallback with a
+    protocol_version alert speaks TLS and refuses the old version: it was not
+    version-intolerant, and the drop of the modern hello (a reset, an overloaded or
+    restarting server, a middlebox) is what went wrong."""
+    if state.dropped is not None and _refuses_old_versions(failed.cause):
+        return state.dropped
+    return failed
 
 
 def _retry_verification(state: _TlsState, err: ssl.SSLCertVerificationError) -> bool:

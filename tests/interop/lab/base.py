@@ -56,6 +56,9 @@ class LabContext(ABC):
     #: The host name the certificates are made for; resolves to 127.0.0.1 inside the namespace.
     hostname: str
     pki: Pki
+    #: Where the daemons listen: 127.0.0.1, or 0.0.0.0 for a lab that answers on every
+    #: address of 127.0.0.0/8 (the namespace's loopback holds the whole range).
+    listen_address: str = "127.0.0.1"
 
     @abstractmethod
     def ns_cmd(self, argv: list[str]) -> list[str]:

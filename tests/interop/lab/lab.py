@@ -53,8 +53,9 @@ for port in map(int, sys.argv[2:]):
 class Lab(LabContext):
     """Use as a context manager; leaving it stops the daemons and removes every trace."""
 
-    def __init__(self, hostname: str = DEFAULT_HOSTNAME) -> None:
+    def __init__(self, hostname: str = DEFAULT_HOSTNAME, *, every_address: bool = False) -> None:
         self.hostname = hostname
+        self.listen_address = "0.0.0.0" if every_address else "127.0.0.1"
         self.netns = f"{NETNS_PREFIX}{os.getpid()}-{next(_counter)}"
         self.daemons: list[Daemon] = []
         self._workdir: Path | None = None

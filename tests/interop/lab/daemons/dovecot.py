@@ -94,7 +94,11 @@ class Dovecot(Daemon):
             f"instance_name = lab-{self.name}",
             f"log_path = {directory / 'dovecot.log'}",
             "protocols = imap pop3",
-            "listen = 127.0.0.1",
+            # One login process per connection, as Dovecot does by default, for a lab that
+            # may stand in for hundreds of servers at once (tests/interop/test_scale_lab.py).
+            "default_process_limit = 2048",
+            "default_client_limit = 8192",
+            f"listen = {lab.listen_address}",
             "mail_location = maildir:~/Maildir",
             *self._tls_settings(lab),
             *(self._ntlm_settings(directory) if self.ntlm else []),

@@ -21,6 +21,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 from pathlib import Path
 
 from tests.interop.lab.base import Daemon, LabContext
@@ -31,6 +32,7 @@ NEWS_BIN = Path("/usr/lib/news/bin")
 NNRPD = NEWS_BIN / "nnrpd"
 MAKEHISTORY = NEWS_BIN / "makehistory"
 NEWS_USER = "news"
+SUPERSERVER = Path(__file__).with_name("superserver.py")
 
 #: The newsgroups the server carries (empty ones), with their descriptions.
 GROUPS = {
@@ -71,9 +73,14 @@ class Inn(Daemon):
         cert: CertChoice = "good",
         starttls: bool = True,
         name: str = "inn",
+        *,
+        deep_backlog: bool = False,
     ) -> None:
-        """`starttls=False`: no TLS at all; STARTTLS is refused (580), no NNTPS ports."""
+        """`starttls=False`: no TLS at all; STARTTLS is refused (580), no NNTPS ports.
+        `deep_backlog`: nnrpd is started per connection by a super-server (as from inetd)
+        whose backlog takes bursts of hundreds of connections."""
         self.name = name
+        self.deep_backlog = deep_backlog
         self.nntp_ports = nntp_ports
         self.nntps_ports = nntps_ports if starttls else ()
         self.ports = self.nntp_ports + self.nntps_ports
@@ -87,7 +94,12 @@ class Inn(Daemon):
         listeners = [(port, False) for port in self.nntp_ports]
         listeners += [(port, True) for port in self.nntps_ports]
         for port, implicit_tls in listeners:
-            argv = ["env", f"INNCONF={inn_conf}", *_nnrpd_argv(port, implicit_tls)]
+            nnrpd = _nnrpd_argv(lab, port, implicit_tls)
+            if self.deep_backlog:
+                # nnrpd with no -D serves the connection on its standard input and output.
+                nnrpd = [sys.executable, str(SUPERSERVER), lab.listen_address, str(port)]
+                nnrpd += [str(NNRPD), "-n", *(["-S"] if implicit_tls else [])]
+            argv = ["env", f"INNCONF={inn_conf}", *nnrpd]
             process = LoggedProcess(lab, argv, directory / f"nnrpd-{port}.log")
             self._processes.append(process)
             try:
@@ -150,9 +162,9 @@ class Inn(Daemon):
         }
 
 
-def _nnrpd_argv(port: int, implicit_tls: bool) -> list[str]:
+def _nnrpd_argv(lab: LabContext, port: int, implicit_tls: bool) -> list[str]:
     # -4: this IPv4 address only; -n: no reverse DNS lookup of clients.
-    argv = [str(NNRPD), "-D", "-f", "-n", "-4", "127.0.0.1", "-p", str(port)]
+    argv = [str(NNRPD), "-D", "-f", "-n", "-4", lab.listen_address, "-p", str(port)]
     return [*argv, "-S"] if implicit_tls else argv
 
 

@@ -72,7 +72,7 @@ class Nginx(Daemon):
 worker_processes 1;
 pid {directory / "nginx.pid"};
 error_log {directory / "error.log"} info;
-events {{ worker_connections 128; }}
+events {{ worker_connections 4096; }}
 http {{
     access_log {directory / "access.log"};
 {temps}
@@ -87,8 +87,9 @@ http {{
 """
 
     def _listeners(self, lab: LabContext) -> str:
-        lines = [f"listen 127.0.0.1:{port};" for port in self.http_ports]
-        lines += [f"listen 127.0.0.1:{port} ssl;" for port in self.tls_ports]
+        address = lab.listen_address
+        lines = [f"listen {address}:{port};" for port in self.http_ports]
+        lines += [f"listen {address}:{port} ssl;" for port in self.tls_ports]
         if self.tls_ports:
             cert, key = cert_pair(lab.pki, self.cert)
             lines += [

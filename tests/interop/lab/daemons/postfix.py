@@ -78,7 +78,7 @@ class Postfix(Daemon):
         config.mkdir(parents=True)
         (directory / "queue").mkdir()
         _write_settled(config / "main.cf", self._main_cf(lab, directory))
-        _write_settled(config / "master.cf", self._master_cf())
+        _write_settled(config / "master.cf", self._master_cf(lab))
         self._run_postfix(lab, config, directory / "postfix.log")
         self._master_pid = _read_pid(directory / "queue" / "pid" / "master.pid")
         try:
@@ -128,7 +128,7 @@ class Postfix(Daemon):
             "maillog_file_prefixes": directory,
             "myhostname": lab.hostname,
             "mydestination": "",
-            "inet_interfaces": "127.0.0.1",
+            "inet_interfaces": "all" if lab.listen_address == "0.0.0.0" else lab.listen_address,
             "inet_protocols": "ipv4",
             "alias_maps": "",
             "alias_database": "",
@@ -148,12 +148,14 @@ class Postfix(Daemon):
             settings["smtpd_sasl_path"] = self.dovecot_sasl
         return "".join(f"{key} = {value}\n" for key, value in settings.items())
 
-    def _master_cf(self) -> str:
+    def _master_cf(self, lab: LabContext) -> str:
         smtpd = "inet n - n - - smtpd"
-        lines = [f"127.0.0.1:{port} {smtpd}" for port in self.starttls_ports]
+        # A service named by its port alone listens on every inet_interfaces address.
+        host = "" if lab.listen_address == "0.0.0.0" else f"{lab.listen_address}:"
+        lines = [f"{host}{port} {smtpd}" for port in self.starttls_ports]
         # RFC 8314 section 3: on the submissions port TLS starts before the greeting.
         implicit = "-o smtpd_tls_wrappermode=yes -o smtpd_tls_security_level=encrypt"
-        lines += [f"127.0.0.1:{port} {smtpd} {implicit}" for port in self.implicit_ports]
+        lines += [f"{host}{port} {smtpd} {implicit}" for port in self.implicit_ports]
         return "\n".join(lines) + "\n" + _SERVICES
 
 

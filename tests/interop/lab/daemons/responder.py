@@ -24,7 +24,7 @@ class Responder(Daemon):
     def start(self, lab: LabContext) -> None:
         directory = lab.workdir / self.name
         directory.mkdir(parents=True, exist_ok=True)
-        argv = [sys.executable, "-m", "portcall", "listen", "--bind", "127.0.0.1"]
+        argv = [sys.executable, "-m", "portcall", "listen", "--bind", lab.listen_address]
         argv += ["--ports", ",".join(map(str, self.ports)), "--profile", self.profile]
         argv += ["--hostname", lab.hostname, "--cert-dir", str(directory / "certs")]
         self._process = LoggedProcess(lab, argv, directory / "listen.log")

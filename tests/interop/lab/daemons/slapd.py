@@ -72,7 +72,7 @@ class Slapd(Daemon):
 
     def start(self, lab: LabContext) -> None:
         base = lab.workdir / self.name
-        for instance in self._instances(base):
+        for instance in self._instances(base, lab.listen_address):
             instance.directory.mkdir(parents=True)
             config = instance.directory / "slapd.conf"
             config.write_text(self._config(lab, instance))
@@ -89,9 +89,9 @@ class Slapd(Daemon):
         while self._processes:
             self._processes.pop().stop()
 
-    def _instances(self, base: Path) -> list[_Instance]:
-        plain = tuple(f"ldap://127.0.0.1:{port}/" for port in self.plain_ports)
-        ldaps = tuple(f"ldaps://127.0.0.1:{port}/" for port in self.ldaps_ports)
+    def _instances(self, base: Path, address: str) -> list[_Instance]:
+        plain = tuple(f"ldap://{address}:{port}/" for port in self.plain_ports)
+        ldaps = tuple(f"ldaps://{address}:{port}/" for port in self.ldaps_ports)
         if self.starttls:
             return [_Instance(base, plain + ldaps, self.ports, tls=True)]
         instances = []
@@ -109,6 +109,9 @@ class Slapd(Daemon):
             f"argsfile {directory / 'slapd.args'}",
             f"modulepath {MODULE_DIR}",
             "moduleload back_mdb",
+            # Worker threads for a lab that may stand in for hundreds of servers at once
+            # (tests/interop/test_scale_lab.py); slapd's default is 16.
+            "threads 64",
         ]
         if instance.tls:
             cert, key = cert_pair(lab.pki, self.cert)
