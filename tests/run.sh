@@ -7,7 +7,8 @@ export DEBIAN_FRONTEND=noninteractive
 
 packages=(slapd ldap-utils dovecot-imapd dovecot-pop3d postfix inn2 nginx-light nftables
           openssl iproute2 procps graphviz iptables firewalld dnsutils krb5-user
-          samba samba-ad-dc samba-ad-provision winbind smbclient python3-samba chrony)
+          samba samba-ad-dc samba-ad-provision winbind smbclient python3-samba chrony
+          prometheus chromium)
 missing=()
 for pkg in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
@@ -29,7 +30,7 @@ fi
 dpkg --configure -a </dev/null
 for tool in slapd ldapsearch dovecot postfix nginx nft openssl ip dot iptables-restore \
             ip6tables-restore firewall-offline-cmd ss dig kinit samba samba-tool smbclient \
-            rpcclient smbd unshare chronyd kpasswd ntlm_auth slapadd pgrep; do
+            rpcclient smbd unshare chronyd kpasswd ntlm_auth slapadd pgrep prometheus chromium; do
   command -v "$tool" >/dev/null || { echo "CI: $tool is missing after install" >&2; exit 1; }
 done
 # Samba's own client libraries (the independent clients of the DC responders) live in the

@@ -15,7 +15,17 @@ from typing import NoReturn
 import click
 
 # The command modules register their commands on `app` when imported.
-from portcall.cli import audit_cmd, catalog_cmd, check_cmd, firewall_cmd, plan_cmd, responders_cmd
+from portcall.cli import (
+    audit_cmd,
+    catalog_cmd,
+    check_cmd,
+    firewall_cmd,
+    history_cmd,
+    plan_cmd,
+    report_cmd,
+    responders_cmd,
+    serve_cmd,
+)
 from portcall.cli.group import (
     EXIT_BROKEN_PIPE,
     EXIT_FAILURES,
@@ -42,9 +52,12 @@ __all__ = [
     "catalog_cmd",
     "check_cmd",
     "firewall_cmd",
+    "history_cmd",
     "main",
     "plan_cmd",
+    "report_cmd",
     "responders_cmd",
+    "serve_cmd",
 ]
 
 

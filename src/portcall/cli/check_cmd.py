@@ -33,6 +33,7 @@ from portcall.cli.common import (
     ad_domain_value,
     atomic_text,
     catalog_option,
+    check_output_path,
     open_catalog,
     output_option,
     parse_ports,
@@ -42,6 +43,7 @@ from portcall.cli.common import (
     write_atomically,
 )
 from portcall.cli.group import EXIT_FAILURES, EXIT_HEALTHY, EXIT_WARNINGS, app
+from portcall.cli.keeping import Keeping
 from portcall.probing.gates import open_file_budget
 from portcall.probing.locate import Located, LocateError, locate
 from portcall.probing.probe import Settings
@@ -172,6 +174,32 @@ _EXIT_FOR_HEALTH = {
     is_flag=True,
     help="Write each result as one JSON line the moment it is known (memory stays flat).",
 )
+@click.option(
+    "--html",
+    "html_path",
+    metavar="FILE",
+    callback=lambda _ctx, _param, value: _report_path(value, "--html"),
+    help="Also write the HTML report (one self-contained file) to FILE.",
+)
+@click.option(
+    "--junit",
+    "junit_path",
+    metavar="FILE",
+    callback=lambda _ctx, _param, value: _report_path(value, "--junit"),
+    help="Also write a JUnit XML report (one testcase per host and port) to FILE, for CI.",
+)
+@click.option(
+    "--save",
+    is_flag=True,
+    help="Record the run in the history database (see portcall history, portcall diff).",
+)
+@click.option(
+    "--db",
+    "db_path",
+    metavar="FILE",
+    help="The history database --save writes to (default: portcall's file in the user's data "
+    "directory, or $PORTCALL_DB).",
+)
 @output_option
 def check(
     targets: tuple[str, ...],
@@ -194,6 +222,10 @@ def check(
     rate: float | None,
     as_json: bool,
     as_jsonl: bool,
+    html_path: str | None,
+    junit_path: str | None,
+    save: bool,
+    db_path: str | None,
     output: str | None,
 ) -> None:
     """Prove that the right service answers on every catalog port of each TARGET.
@@ -207,6 +239,14 @@ def check(
         raise UsageProblem("--json and --jsonl exclude each other", "choose one of them")
     if as_jsonl and locate:
         raise UsageProblem("--jsonl is for TARGET... checks", "use --json with --locate")
+    keeping = Keeping(html=html_path, junit=junit_path, save=save, db=db_path)
+    if as_jsonl and keeping.wanted():
+        raise UsageProblem(
+            "--jsonl keeps no results, so it cannot also write --html, --junit or --save",
+            "use --json -o FILE, then portcall report FILE",
+        )
+    if db_path is not None and not save:
+        raise UsageProblem("--db is the database of --save", "add --save, or leave --db out")
     specs = list(targets) + (_read_list(input_list) if input_list is not None else [])
     if bool(specs) == bool(locate):
         raise UsageProblem(
@@ -248,7 +288,9 @@ def check(
     located = _locate(locate, settings, dns_server) if locate else None
     chosen = located.chosen if located else None
     if located is not None and chosen is None:
-        _emit([], catalog, as_json=as_json, output=output, started=started, located=located)
+        document = check_document([], catalog=catalog.name, started=started, located=located)
+        _emit([], catalog, as_json=as_json, output=output, document=document, located=located)
+        keeping.keep(document)
         sys.exit(EXIT_FAILURES)
     checked = chosen_targets
     if chosen is not None:
@@ -268,9 +310,21 @@ def check(
         total=len(entries) * hosts,
         quiet=as_json and output is None,
     )
-    _emit(results, catalog, as_json=as_json, output=output, started=started, located=located)
+    # One document for --json, the reports and the history: the same run, the same times.
+    kept = None
+    if as_json or keeping.wanted():
+        kept = check_document(results, catalog=catalog.name, started=started, located=located)
+    _emit(results, catalog, as_json=as_json, output=output, document=kept, located=located)
+    if kept is not None:
+        keeping.keep(kept)
     steps = located.steps if located else []
     sys.exit(_EXIT_FOR_HEALTH[overall_health(steps + results)])
+
+
+def _report_path(value: str | None, option: str) -> str | None:
+    if value is not None:
+        check_output_path(value, option)
+    return value
 
 
 def _read_list(path: str) -> list[str]:
@@ -440,11 +494,10 @@ def _emit(
     *,
     as_json: bool,
     output: str | None,
-    started: datetime,
+    document: dict[str, Any] | None,
     located: Located | None = None,
 ) -> None:
-    if as_json:
-        document = check_document(results, catalog=catalog.name, started=started, located=located)
+    if as_json and document is not None:
         text = dumps(document)
         if output is None:
             click.echo(text, nl=False)
