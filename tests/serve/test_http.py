@@ -7,6 +7,7 @@ import asyncio
 import http.client
 import ipaddress
 import socket
+from pathlib import Path
 
 import pytest
 
@@ -14,6 +15,7 @@ from portcall.catalog import load_catalog
 from portcall.serve import guard
 from portcall.serve.config import DEFAULT_ALLOW
 from portcall.serve.server import MAX_HEAD
+from tests.report.chromium import dump_dom, find
 from tests.serve.conftest import Start
 from tests.serve.lab import get
 
@@ -61,6 +63,28 @@ def test_dashboard_shows_latest_result_of_each_target(start: Start) -> None:
         ("127.0.0.2", "smtp"),
     ]
     assert document["health"] == "failures"  # 127.0.0.2 is not in the lab certificate
+
+
+def test_the_dashboard_in_a_browser(start: Start, tmp_path: Path) -> None:
+    """The page `/` serves, rendered by headless Chromium (which runs without a network, so
+    the page is saved first): the matrix of what was probed, filters working."""
+    served = start()
+    get(served.port, "/probe?target=127.0.0.1&ports=smtp,pop3")
+    get(served.port, "/probe?target=127.0.0.2&ports=smtp")
+    page = tmp_path / "dashboard.html"
+    page.write_text(get(served.port, "/").body, encoding="utf-8")
+    dom = dump_dom(page)
+    cells = find(dom, "td", class_="cell")
+    shown = {(c.attrs["data-column"], c.attrs["data-verdict"]) for c in cells}
+    assert len(find(dom, "tr", class_="host-row")) == 2
+    assert all(
+        f"verdict-{c.attrs['data-verdict']}" in c.classes for c in cells if c.attrs["data-verdict"]
+    )
+    assert any(column.endswith("smtp") and verdict == "ok" for column, verdict in shown), shown
+    assert "dashboard" in find(dom, "title")[0].text.lower()
+    hidden = dump_dom(page, "host=127.0.0.2")
+    rows = find(hidden, "tr", class_="host-row")
+    assert [r.attrs["data-host"] for r in rows if "hidden" not in r.attrs] == ["127.0.0.2"]
 
 
 def test_only_get(start: Start) -> None:
