@@ -19,9 +19,9 @@ from typing import Any
 
 import pytest
 
-from portcall import cli
 from portcall.api import check_async
 from portcall.catalog import load_catalog
+from portcall.cli import check_cmd
 from portcall.probing.probe import Settings
 from portcall.report.terminal import render
 from portcall.responders.certs import LabCertificates, ensure_lab
@@ -491,7 +491,7 @@ def test_interrupted_report_leaves_the_old_file_and_exits_130(
         stream.write("half a rep")
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli.check_cmd, "render", interrupted)
+    monkeypatch.setattr(check_cmd, "render", interrupted)
     shown = portcall("check", "127.0.0.1", "--catalog", refused_catalog(tmp_path), "-o", target)
     assert shown.code == 130
     assert "Interrupted." in shown.err

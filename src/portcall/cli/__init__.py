@@ -14,18 +14,6 @@ from typing import NoReturn
 
 import click
 
-# The command modules register their commands on `app` when imported.
-from portcall.cli import (
-    audit_cmd,
-    catalog_cmd,
-    check_cmd,
-    firewall_cmd,
-    history_cmd,
-    plan_cmd,
-    report_cmd,
-    responders_cmd,
-    serve_cmd,
-)
 from portcall.cli.group import (
     EXIT_BROKEN_PIPE,
     EXIT_FAILURES,
@@ -48,16 +36,7 @@ __all__ = [
     "EXIT_USAGE",
     "EXIT_WARNINGS",
     "app",
-    "audit_cmd",
-    "catalog_cmd",
-    "check_cmd",
-    "firewall_cmd",
-    "history_cmd",
     "main",
-    "plan_cmd",
-    "report_cmd",
-    "responders_cmd",
-    "serve_cmd",
 ]
 
 

@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
@@ -45,7 +45,6 @@ from portcall.cli.common import (
 from portcall.cli.group import EXIT_FAILURES, EXIT_HEALTHY, EXIT_WARNINGS, app
 from portcall.cli.keeping import Keeping
 from portcall.probing.gates import open_file_budget
-from portcall.probing.locate import Located, LocateError, locate
 from portcall.probing.probe import Settings
 from portcall.probing.scheduler import Limits, connections_wanted
 from portcall.probing.targets import (
@@ -61,6 +60,9 @@ from portcall.report.jsonl import JsonlStream
 from portcall.report.terminal import locate_text, located_summary, render, summary_line
 from portcall.tls.context import TrustStoreError, client_context
 from portcall.verdicts import Health, Result, overall_health
+
+if TYPE_CHECKING:
+    from portcall.probing.locate import Located
 
 _EXIT_FOR_HEALTH = {
     Health.HEALTHY: EXIT_HEALTHY,
@@ -390,7 +392,10 @@ def _stream_jsonl(
 
 
 def _locate(domain: str, settings: Settings, dns_server: str | None) -> Located:
-    """The DC locator's steps (`portcall.probing.locate`)."""
+    """The DC locator's steps (`portcall.probing.locate`, imported here: it loads dnspython's
+    resolver, which no other check needs)."""
+    from portcall.probing.locate import LocateError, locate
+
     try:
         return asyncio.run(locate(domain, settings, dns_server))
     except LocateError as exc:

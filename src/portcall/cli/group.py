@@ -6,6 +6,8 @@ importing the package that gathers them.
 
 from __future__ import annotations
 
+import importlib
+
 import click
 
 from portcall import __version__
@@ -21,7 +23,40 @@ EXIT_INTERRUPTED = 130
 EXIT_BROKEN_PIPE = 141
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+#: The module that defines each command. A command's module is imported when the command is
+#: run (or listed by --help), so `portcall check` never loads the templates, the database or
+#: the exporter, and `portcall ports` none of the probing.
+COMMAND_MODULES = {
+    "ports": "portcall.cli.catalog_cmd",
+    "check": "portcall.cli.check_cmd",
+    "plan": "portcall.cli.plan_cmd",
+    "firewall": "portcall.cli.firewall_cmd",
+    "audit": "portcall.cli.audit_cmd",
+    "listen": "portcall.cli.responders_cmd",
+    "demo": "portcall.cli.responders_cmd",
+    "report": "portcall.cli.report_cmd",
+    "history": "portcall.cli.history_cmd",
+    "diff": "portcall.cli.history_cmd",
+    "serve": "portcall.cli.serve_cmd",
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose commands register themselves on `app` when their module is imported."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(COMMAND_MODULES) | set(self.commands))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in COMMAND_MODULES:
+            importlib.import_module(COMMAND_MODULES[cmd_name])
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(
+    cls=LazyGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.version_option(__version__, prog_name="portcall")
 def app() -> None:
     """Know, open and prove the ports Exchange 2000/2003 and other mail and directory
