@@ -4,10 +4,7 @@ directory server from what the rootDSE says."""
 from __future__ import annotations
 
 from collections.abc import Generator
-from typing import Any, Final
-
-from pyasn1.codec.ber import decoder
-from pyasn1_modules import rfc2251
+from typing import Final
 
 from portcall.protocols.base import (
     Event,
@@ -23,18 +20,16 @@ from portcall.protocols.base import (
 from portcall.protocols.ldap.messages import (
     ACTIVE_DIRECTORY_OID,
     AD_LDS_OID,
-    DECODE_ERRORS,
     NOTICE_OF_DISCONNECTION_OID,
     STARTTLS_OID,
     FramingError,
     LdapResult,
     read_frame,
-    result_of,
     search_request,
     starttls_request,
-    text_of,
     unbind_request,
 )
+from portcall.protocols.ldap.replies import NotLdap, Reply, decode_reply
 from portcall.protocols.peertext import quoted
 
 #: Replies to one base-scope search: one entry and a done (RFC 4511 section 4.5.1.2), plus
@@ -115,12 +110,12 @@ class LdapClient(Handshake):
         yield Send(search_request(message_id))
         rootdse: RootDSE = {}
         for _ in range(MAX_SEARCH_MESSAGES):
-            op = yield from self._read_reply(message_id)
-            kind = op.getName()
+            reply = yield from self._read_reply(message_id)
+            kind = reply.kind
             if kind == "searchResEntry":
-                _merge(rootdse, op.getComponent()["attributes"])
-            elif kind == "searchResDone":
-                return self._record(info, rootdse, result_of(op.getComponent()))
+                _merge(rootdse, reply.attributes)
+            elif kind == "searchResDone" and reply.result is not None:
+                return self._record(info, rootdse, reply.result)
             elif kind != "searchResRef":
                 raise self.wrong_protocol(f"a {kind} in answer to a search")
         raise self.wrong_protocol(f"more than {MAX_SEARCH_MESSAGES} replies to a base search")
@@ -176,41 +171,40 @@ class LdapClient(Handshake):
     def _ask_starttls(self) -> Generator[Event, None, LdapResult]:
         message_id = self._new_id()
         yield Send(starttls_request(message_id))
-        op = yield from self._read_reply(message_id)
-        if op.getName() != "extendedResp":
-            raise self.wrong_protocol(f"a {op.getName()} in answer to StartTLS")
-        return result_of(op.getComponent())
+        reply = yield from self._read_reply(message_id)
+        if reply.kind != "extendedResp" or reply.result is None:
+            raise self.wrong_protocol(f"a {reply.kind} in answer to StartTLS")
+        return reply.result
 
     # -- messages ------------------------------------------------------------------------
 
-    def _read_reply(self, message_id: int) -> Generator[Event, None, Any]:
-        """The protocolOp of the next message answering `message_id`."""
+    def _read_reply(self, message_id: int) -> Generator[Event, None, Reply]:
+        """The next message answering `message_id`."""
         for _ in range(MAX_UNSOLICITED + 1):
-            message = yield from self._read_message()
-            received = int(message["messageID"])
-            op = message["protocolOp"]
-            if received == message_id:
-                return op
-            if received != 0:
-                raise self.wrong_protocol(f"a reply to message {received}, not {message_id}")
-            self._unsolicited(op)
+            reply = yield from self._read_message()
+            if reply.message_id == message_id:
+                return reply
+            if reply.message_id != 0:
+                raise self.wrong_protocol(
+                    f"a reply to message {reply.message_id}, not {message_id}"
+                )
+            self._unsolicited(reply)
         raise self.wrong_protocol(f"more than {MAX_UNSOLICITED} unsolicited notifications")
 
-    def _unsolicited(self, op: Any) -> None:
+    def _unsolicited(self, reply: Reply) -> None:
         """Message ID 0 is an unsolicited notification (RFC 4511 section 4.4)."""
-        if op.getName() != "extendedResp":
-            raise self.wrong_protocol(f"a {op.getName()} with message ID 0")
-        response = op.getComponent()
-        name = text_of(response["responseName"]) if response["responseName"].isValue else ""
+        if reply.kind != "extendedResp" or reply.result is None:
+            raise self.wrong_protocol(f"a {reply.kind} with message ID 0")
+        name = (reply.response_name or b"").decode("utf-8", "replace")
         # RFC 4511 defines no other notification, so one without a name is taken to be it;
         # a named one we do not know is skipped.
         if name in ("", NOTICE_OF_DISCONNECTION_OID):
             raise ServiceRefused(
-                f"the LDAP service sent a notice of disconnection ({result_of(response)})"
+                f"the LDAP service sent a notice of disconnection ({reply.result})"
             )
 
-    def _read_message(self) -> Generator[Event, None, Any]:
-        """One whole LDAPMessage, framed by its outer tag and length, decoded by pyasn1."""
+    def _read_message(self) -> Generator[Event, None, Reply]:
+        """One whole LDAPMessage, framed by its outer tag and length (`replies`)."""
         try:
             frame = yield from read_frame(self, self.options.reply_limit)
         except FramingError as error:
@@ -219,23 +213,22 @@ class LdapClient(Handshake):
             seen = yield from self.gather_evidence(error.opening)
             raise self.wrong_protocol(f"it sent {quoted(seen)}") from None
         try:
-            message, _ = decoder.decode(frame, asn1Spec=rfc2251.LDAPMessage())
-        except DECODE_ERRORS as error:
+            return decode_reply(frame)
+        except NotLdap as error:
             raise self.wrong_protocol(f"a message that is not an LDAPMessage ({error})") from error
-        return message
 
 
 # -- reading the rootDSE ---------------------------------------------------------------------
 
 
-def _merge(rootdse: RootDSE, attributes: Any) -> None:
+def _merge(rootdse: RootDSE, attributes: list[tuple[bytes, list[bytes]]]) -> None:
     """Add an entry's attributes to `rootdse`; names differing only in case are one attribute,
     kept in the spelling first seen. One pass with an index, so the cost is linear."""
     keys = {key.lower(): key for key in rootdse}
-    for item in attributes:
-        name = text_of(item["type"])
+    for raw_name, values in attributes:
+        name = raw_name.decode("utf-8", "replace")
         key = keys.setdefault(name.lower(), name)
-        rootdse.setdefault(key, []).extend(text_of(value) for value in item["vals"])
+        rootdse.setdefault(key, []).extend(v.decode("utf-8", "replace") for v in values)
 
 
 def attribute(rootdse: RootDSE, name: str) -> list[str]:
