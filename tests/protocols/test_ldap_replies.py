@@ -1,4 +1,4 @@
-"""The client's reader of LDAP replies (`ldap.replies`) against pyasn1 and the schema: the
+"""The client's requests and its reader of replies (`ldap.replies`) against pyasn1: the
 same fields from every message the server role encodes, and on arbitrary bytes either the
 same reading as pyasn1's or a refusal, never another exception."""
 
@@ -91,3 +91,10 @@ def test_arbitrary_bytes_are_read_as_pyasn1_reads_them_or_refused(tail: bytes) -
 def test_malformed_replies_say_where(frame: bytes, words: str) -> None:
     with pytest.raises(NotLdap, match=words):
         decode_reply(frame)
+
+
+@given(ids)
+def test_requests_with_their_ids_are_what_pyasn1_encodes(message_id: int) -> None:
+    """The client's requests are encoded by pyasn1 once and given each message ID after."""
+    assert messages.search_request(message_id) == messages.encoded_search(message_id)
+    assert messages.starttls_request(message_id) == messages.encoded_starttls(message_id)

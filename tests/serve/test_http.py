@@ -7,6 +7,7 @@ import asyncio
 import http.client
 import ipaddress
 import socket
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -157,6 +158,19 @@ def test_the_probe_goes_to_the_address_checked(monkeypatch: pytest.MonkeyPatch) 
     assert (admitted.target.name, admitted.target.address) == ("mail.example.test", "127.0.0.5")
 
 
+def test_every_address_of_this_machine_is_the_exporter_on_0_0_0_0() -> None:
+    """Bound on 0.0.0.0, the exporter is reached on each of this machine's addresses, not
+    only on loopback (the addresses are read from the kernel; nothing is sent)."""
+    listing = subprocess.run(["ip", "-o", "-4", "addr"], capture_output=True, text=True)
+    mine = {line.split()[3].split("/")[0] for line in listing.stdout.splitlines()}
+    smtp = load_catalog().select(ports={25}, protocols=None)
+    assert "127.0.0.1" in mine
+    for address in mine:
+        admitted = guard.Admitted(address, None, (ipaddress.ip_address(address),))
+        with pytest.raises(guard.Refused, match="this exporter itself"):
+            guard.check_own_port(admitted, smtp, [("0.0.0.0", 25)])
+
+
 @pytest.mark.parametrize(
     ("bound", "target", "clash"),
     [
@@ -167,6 +181,8 @@ def test_the_probe_goes_to_the_address_checked(monkeypatch: pytest.MonkeyPatch) 
         ("::", "::1", True),
         ("0.0.0.0", "::1", False),
         ("::1", "::1", True),
+        # Not an address of this machine (TEST-NET-2): bound on every address, no clash.
+        ("0.0.0.0", "198.51.100.77", False),
     ],
 )
 def test_own_port_rule(bound: str, target: str, clash: bool) -> None:

@@ -137,12 +137,23 @@ def check_own_port(
 def _same_place(address: Address, bound: Address) -> bool:
     if address == bound:
         return True
-    # Listening on every address (0.0.0.0, ::) includes loopback, of either family for "::".
-    return (
-        bound.is_unspecified
-        and address.is_loopback
-        and (address.version == bound.version or bound.version == 6)
-    )
+    # Listening on every address (0.0.0.0, ::) takes in loopback and every address of this
+    # machine, of either family for "::".
+    if not bound.is_unspecified or (address.version != bound.version and bound.version != 6):
+        return False
+    return address.is_loopback or _is_local(address)
+
+
+def _is_local(address: Address) -> bool:
+    """Whether `address` belongs to this machine: only then may a socket be bound to it.
+    Binding sends nothing."""
+    family = socket.AF_INET if address.version == 4 else socket.AF_INET6
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((str(address), 0))
+        except OSError:
+            return False
+    return True
 
 
 def unresolved_results(admitted: Admitted, entries: Iterable[PortEntry]) -> list[Result]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from enum import StrEnum
 
@@ -62,10 +62,25 @@ class TlsFacts:
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self, now: datetime | None = None) -> dict[str, object]:
-        data = asdict(self)
+        data = _plain(self)
         cert = data.get("certificate")
-        if cert and self.certificate is not None:
+        if isinstance(cert, dict) and self.certificate is not None:
             for stamp in ("not_before", "not_after"):
                 cert[stamp] = cert[stamp].isoformat()
             cert["days_left"] = self.certificate.days_left(now or datetime.now(UTC))
         return data
+
+
+def _plain(facts: TlsFacts | CertificateFacts) -> dict[str, object]:
+    """The fields as a dict, lists copied and the certificate's facts converted too: what
+    `dataclasses.asdict` gives, without deep-copying every string (a tenth of a millisecond
+    per result)."""
+    data: dict[str, object] = {}
+    for spec in fields(facts):
+        value = getattr(facts, spec.name)
+        if isinstance(value, list):
+            value = list(value)
+        elif isinstance(value, CertificateFacts):
+            value = _plain(value)
+        data[spec.name] = value
+    return data

@@ -4,7 +4,8 @@ both roles share."""
 
 from __future__ import annotations
 
-from collections.abc import Generator
+import functools
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -199,19 +200,56 @@ def base_search(message_id: int) -> tuple[Any, Any]:
     return message, search
 
 
-def search_request(message_id: int) -> bytes:
-    """A base-scope search of the rootDSE for `ROOTDSE_ATTRIBUTES` (RFC 4512 section 5.1)."""
+def encoded_search(message_id: int) -> bytes:
+    """A base-scope search of the rootDSE for `ROOTDSE_ATTRIBUTES` (RFC 4512 section 5.1),
+    encoded by pyasn1."""
     message, search = base_search(message_id)
     search["filter"]["present"] = "objectClass"
     search["attributes"].extend(ROOTDSE_ATTRIBUTES)
     return bytes(encoder.encode(message))
 
 
-def starttls_request(message_id: int) -> bytes:
-    """The StartTLS extended request: its name and no value (RFC 4511 section 4.14.1)."""
+def encoded_starttls(message_id: int) -> bytes:
+    """The StartTLS extended request: its name and no value (RFC 4511 section 4.14.1),
+    encoded by pyasn1."""
     message = _message(message_id)
     message["protocolOp"].getComponentByName("extendedReq")["requestName"] = STARTTLS_OID
     return bytes(encoder.encode(message))
+
+
+@functools.cache
+def _operation_of(build: Callable[[int], bytes]) -> bytes:
+    """The protocolOp (and what follows) of the message `build` makes: pyasn1 encodes each
+    request once, as message 1 (whose ID takes the three octets 02 01 01)."""
+    whole = build(1)
+    header = 2 if whole[1] < 0x80 else 2 + (whole[1] & 0x7F)
+    assert whole[header : header + 3] == b"\x02\x01\x01", whole[:8]
+    return whole[header + 3 :]
+
+
+def _with_id(message_id: int, build: Callable[[int], bytes]) -> bytes:
+    """The request `build` makes, for `message_id`: its encoded operation in a fresh
+    LDAPMessage SEQUENCE { messageID INTEGER, ... } (X.690 sections 8.3 and 8.9)."""
+    number = message_id.to_bytes((message_id.bit_length() + 8) // 8, "big")
+    body = b"\x02" + bytes([len(number)]) + number + _operation_of(build)
+    return b"\x30" + _length_octets(len(body)) + body
+
+
+def _length_octets(length: int) -> bytes:
+    if length < 0x80:
+        return bytes([length])
+    octets = length.to_bytes((length.bit_length() + 7) // 8, "big")
+    return bytes([0x80 | len(octets)]) + octets
+
+
+def search_request(message_id: int) -> bytes:
+    """`encoded_search`, without encoding it again for each probe."""
+    return _with_id(message_id, encoded_search)
+
+
+def starttls_request(message_id: int) -> bytes:
+    """`encoded_starttls`, without encoding it again for each probe."""
+    return _with_id(message_id, encoded_starttls)
 
 
 #: An LDAPMessage holding an UnbindRequest, [APPLICATION 2] NULL (RFC 4511 section 4.3).
