@@ -1,0 +1,145 @@
+"""CPU per probe against real daemons, by kind of port, and many hosts with every verdict kept.
+
+The interop lab's daemons (OpenLDAP, Postfix, Dovecot, INN, nginx, and portcall's responder on
+691) run in a network namespace listening on every address, so each address of 127.0.0.0/8
+inside it is a mail server with the 17 catalog ports (the lab of
+tests/interop/test_scale_lab.py). The check runs in the namespace without the lab's CA, so
+every TLS probe meets an untrusted chain, as the goal is stated.
+
+CPU per probe is the check's user + system time less the CPU of a start-up that loads the
+same modules and probes nothing (`portcall check --help`), divided by the probes. The rows go
+into bench/RESULTS.md. Run as root: `python3 bench/real_daemons.py [--runs N] [--hosts N]
+[--large N]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+from results import write_section  # noqa: E402
+
+from tests.interop.lab.daemons.dovecot import Dovecot  # noqa: E402
+from tests.interop.lab.daemons.inn import Inn  # noqa: E402
+from tests.interop.lab.daemons.nginx import Nginx  # noqa: E402
+from tests.interop.lab.daemons.postfix import Postfix  # noqa: E402
+from tests.interop.lab.daemons.responder import Responder  # noqa: E402
+from tests.interop.lab.daemons.slapd import Slapd  # noqa: E402
+from tests.interop.lab.lab import Lab  # noqa: E402
+
+#: The kinds of port, by the catalog ports of each.
+KINDS = {
+    "plain text (80, 691)": "80,691",
+    "implicit TLS (443, 465, 563, 636, 993, 995, 3269)": "443,465,563,636,993,995,3269",
+    "STARTTLS (25, 110, 119, 143)": "25,110,119,143",
+    "LDAP with StartTLS (379, 389, 390, 3268)": "379,389,390,3268",
+    "all 17": "",
+}
+TIME = ["/usr/bin/time", "-f", "%e %U %S %M"]
+
+
+def addresses(count: int) -> list[str]:
+    return [f"127.0.{1 + n // 256}.{n % 256}" for n in range(count)]
+
+
+def measured(lab: Lab, argv: list[str]) -> tuple[float, float, int, str]:
+    """Wall seconds, CPU seconds, peak RSS in KB, and standard output."""
+    done = lab.run([*TIME, *argv], timeout=1800)
+    wall, user, system, rss = done.stderr.strip().splitlines()[-1].split()
+    if done.returncode not in (0, 1, 2):
+        raise RuntimeError(f"check failed ({done.returncode}): {done.stderr[-2000:]}")
+    return float(wall), float(user) + float(system), int(rss), done.stdout
+
+
+def check(lab: Lab, hosts: int, ports: str) -> list[str]:
+    targets = lab.workdir / f"targets-{hosts}.txt"
+    targets.write_text("\n".join(addresses(hosts)) + "\n")
+    argv = [sys.executable, "-m", "portcall", "check", "-iL", str(targets), "--jsonl"]
+    argv += ["--servername", lab.hostname, "--timeout", "10"]
+    return argv + (["--ports", ports] if ports else [])
+
+
+def verdicts(out: str) -> Counter[str]:
+    return Counter(json.loads(line)["verdict"] for line in out.splitlines())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--hosts", type=int, default=64, help="hosts for the CPU rows")
+    parser.add_argument("--large", type=int, nargs="*", default=[256, 1024])
+    args = parser.parse_args()
+    kinds, sizes = [], []
+    with Lab("mail.lab.test", every_address=True) as lab:
+        lab.start(
+            Slapd(plain_ports=(389, 379, 390, 3268)),
+            Nginx(),
+            Postfix(),
+            Dovecot(),
+            Inn(deep_backlog=True),
+            Responder(ports=(691,)),
+        )
+        time.sleep(1)
+        startups = [measured(lab, [sys.executable, "-m", "portcall", "check", "--help"])[1]]
+        startups += [measured(lab, [sys.executable, "-m", "portcall", "check", "--help"])[1]]
+        startup = min(startups)
+        for kind, ports in KINDS.items():
+            runs = [measured(lab, check(lab, args.hosts, ports)) for _ in range(args.runs)]
+            probes = sum(verdicts(runs[0][3]).values())
+            cpu = statistics.median(run[1] for run in runs) - startup
+            kinds.append((kind, probes, cpu, cpu / probes * 1000, verdicts(runs[-1][3])))
+        for hosts in args.large:
+            wall, cpu, rss, out = measured(lab, check(lab, hosts, ""))
+            found = verdicts(out)
+            sizes.append((hosts, wall, cpu - startup, (cpu - startup) / (hosts * 17) * 1000,
+                          rss / 1024, found))  # fmt: skip
+    write(args, startup, kinds, sizes)
+
+
+def write(
+    args: argparse.Namespace,
+    startup: float,
+    kinds: list[tuple[str, int, float, float, Counter[str]]],
+    sizes: list[tuple[int, float, float, float, float, Counter[str]]],
+) -> None:
+    lines = [
+        f"The interop lab's daemons (OpenLDAP, Postfix, Dovecot, INN, nginx; portcall's "
+        f"responder on 691) on every address of a network namespace, sharing the machine's "
+        f"2 cores with the check; no CA given, so every chain is untrusted; `--timeout 10`. "
+        f"CPU is the check's user + system time less a start-up that loads the same modules "
+        f"({startup:.2f} s), median of {args.runs} runs of {args.hosts} hosts; "
+        f"`bench/real_daemons.py` on {datetime.now(UTC):%Y-%m-%d}.",
+        "",
+        "| ports | probes | CPU s | CPU ms per probe | verdicts |",
+        "|---|---|---|---|---|",
+    ]
+    for kind, probes, cpu, per_probe, found in kinds:
+        lines.append(f"| {kind} | {probes} | {cpu:.2f} | {per_probe:.2f} | {_summary(found)} |")
+    lines += [
+        "",
+        "| hosts x 17 ports | wall s | CPU s | CPU ms per probe | peak RSS MB | verdicts |",
+        "|---|---|---|---|---|---|",
+    ]
+    for hosts, wall, cpu, per_probe, rss, found in sizes:
+        lines.append(
+            f"| {hosts} | {wall:.1f} | {cpu:.2f} | {per_probe:.2f} | {rss:.0f} | "
+            f"{_summary(found)} |"
+        )
+    write_section("real daemons: CPU per probe by kind of port, and many hosts", lines)
+
+
+def _summary(found: Counter[str]) -> str:
+    return ", ".join(f"{count} {verdict}" for verdict, count in found.most_common())
+
+
+if __name__ == "__main__":
+    main()
