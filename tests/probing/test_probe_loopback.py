@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import errno
+import gc
 import os
 import socket
 import ssl
@@ -24,6 +25,7 @@ from portcall.probing import gates
 from portcall.probing.errors import Phase, ProbeFailure, classify
 from portcall.probing.probe import Endpoint, Settings, probe
 from portcall.probing.scheduler import Limits
+from portcall.probing.stream import Stream, forget_frames
 from portcall.protocols.base import (
     PeerClosed,
     RemoteProtocolError,
@@ -129,6 +131,52 @@ def test_pop3_with_stls_upgrades_and_is_ok(pki: LoopbackPki, good_tls: ssl.SSLCo
     assert result.tls.name_matches is True
     assert result.reason == f"{port} ok: Dovecot answered; STARTTLS works; {result.tls.version}"
     assert {"connect", "tls", "total"} <= set(result.timings)
+
+
+def test_closed_tls_connections_leave_no_cycle_behind(pki: LoopbackPki) -> None:
+    """A TLS 1.3 server sends session tickets after the handshake, so closing with a
+    close_notify meets "application data after close notify"; and an untrusted chain fails a
+    verifying handshake first. Neither exception may keep its connection (OpenSSL's buffers,
+    the read buffer) in a reference cycle: freed at once, not at the next full collection."""
+    untrusted = pki.context(issue(make_ca()))
+
+    async def go() -> list[Result]:
+        async with serve(pop3(), untrusted) as port:
+            entries = [row("pop3s", port, key=f"pop3s-{n}") for n in range(6)]
+            return await check_async(["127.0.0.1"], entries=entries, settings=pki.settings())
+
+    gc.collect()
+    gc.disable()
+    try:
+        results = asyncio.run(go())
+        gc.set_debug(gc.DEBUG_SAVEALL)
+        gc.collect()
+        # The test's own server is in this process too: its side is not ours to judge.
+        left = [o for o in gc.garbage if isinstance(o, Stream) or _client_side_tls(o)]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.enable()
+    assert [r.verdict for r in results] == [Verdict.OK] * 6
+    assert all(r.tls is not None and r.tls.trusted is False for r in results)
+    assert not left, left[:5]
+
+
+def _client_side_tls(thing: object) -> bool:
+    return isinstance(thing, ssl.SSLObject) and not thing.server_side
+
+
+def test_forgetting_frames_walks_the_chain() -> None:
+    try:
+        try:
+            raise ssl.SSLError("inner")
+        except ssl.SSLError as inner:
+            raise ConnectionError("outer") from inner
+    except ConnectionError as outer:
+        caught = outer
+    assert caught.__traceback__ is not None and caught.__cause__ is not None
+    forget_frames(caught)
+    assert caught.__traceback__ is None and caught.__cause__.__traceback__ is None
 
 
 def test_optional_starttls_missing_is_still_ok(pki: LoopbackPki) -> None:

@@ -23,7 +23,7 @@ from portcall.probing.gates import PRIORITY, seconds_waited, trust_memo
 from portcall.probing.reasons import failure_reason, ok_reason
 from portcall.probing.service_findings import service_findings
 from portcall.probing.sniffing import name_plaintext_service, name_tls_service
-from portcall.probing.stream import TlsSession
+from portcall.probing.stream import TlsSession, forget_frames
 from portcall.protocols import client_for
 from portcall.protocols.base import ProbeOptions
 from portcall.tls.assess import assess, tls_facts
@@ -217,9 +217,12 @@ async def _climb_tls_ladder(
             state.from_the_top()
         except HandshakeFailed as failed:
             if state.looking_up:
+                forget_frames(failed)
                 state.from_the_top()  # anything unusual: the ladder as without a memo
                 continue
-            if not _retry(state, failed):
+            if _retry(state, failed):
+                forget_frames(failed)  # only its message is kept, as the step down's cause
+            else:
                 failed = _what_failed(state, failed)
                 left = state.time_left(settings.timeout)
                 raise await _tls_failure(endpoint, entry, left, failed) from failed.cause
@@ -271,6 +274,7 @@ async def _verify_chain(
     try:
         await _attempt(endpoint, entry, settings, trial)
     except HandshakeFailed as failed:
+        forget_frames(failed)
         err = failed.cause
         if not isinstance(err, ssl.SSLCertVerificationError) or is_protocol_mismatch(err):
             return None  # a weak key or signature: the ladder steps down and says why

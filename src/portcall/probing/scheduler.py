@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import socket
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
@@ -109,21 +110,27 @@ async def run_checks(
 #: of `Limits.per_host` and `Limits.concurrency`: enough for one host's whole catalog.
 WAITING_PER_HOST = 2
 WAITING_IN_ALL = 4
-#: Seconds between two sweeps of reference cycles in a long run (see `_sweep_cycles`).
+#: Seconds between two sweeps of reference cycles in a long run (see `_sweep_cycles`), at
+#: least; and the share of the run's time the sweeps may take, at most.
 SWEEP_EVERY = 0.5
+SWEEP_SHARE = 0.02
 
 
 async def _sweep_cycles() -> None:
-    """Free closed TLS connections promptly. asyncio's TLS transport and its protocols refer
-    to each other, so a closed connection (with its OpenSSL buffers) waits for Python's
-    full garbage collection, which a run of thousands of probes rarely triggers: memory
-    would grow with the run (192 MB at 256 hosts x 17 ports, 118 MB swept). The objects
-    alive before the run are frozen out of the sweep, so each costs milliseconds."""
+    """Free closed connections promptly. asyncio's transports refer to themselves, so a
+    closed connection waits for Python's full garbage collection, which a run of thousands
+    of probes rarely triggers: memory would grow with the run (192 MB at 256 hosts x 17
+    ports, 118 MB swept). The objects alive before the run are frozen out of the sweep; a
+    sweep still walks every object of the probes in flight (tens of milliseconds when a
+    thousand are), so the pause after one grows with what it cost."""
     gc.freeze()
     try:
+        pause = SWEEP_EVERY
         while True:
-            await asyncio.sleep(SWEEP_EVERY)
+            await asyncio.sleep(pause)
+            start = time.process_time()
             gc.collect()
+            pause = max(SWEEP_EVERY, (time.process_time() - start) / SWEEP_SHARE)
     finally:
         gc.unfreeze()
 
