@@ -327,6 +327,36 @@ def test_starttls_listed_but_refused(factory: type[LdapClient]) -> None:
         play(factory(), steps)
 
 
+#: What slapd answers a StartTLS that arrives while it is still putting the search away.
+OUTSTANDING = "cannot start TLS when operations are outstanding"
+
+
+def test_starttls_is_asked_again_when_the_search_was_not_yet_put_away() -> None:
+    """The search's done has come, so no operation is outstanding: a busy slapd says so
+    only because the StartTLS overtook its own bookkeeping, and the next request succeeds."""
+    steps = [
+        SEARCH,
+        S(entry(1, OPENLDAP) + done(1)),
+        ASK_STARTTLS,
+        S(extended(2, 1, OUTSTANDING)),
+        C(starttls_request(3)),
+        S(extended(3, name=STARTTLS_OID)),
+        TLS,
+        C(search_request(4)),
+        S(entry(4, OPENLDAP) + done(4)),
+    ]
+    info = play_both_ways(starttls_client, steps)
+    assert info.tls_upgraded is True and info.starttls_offered is True
+
+
+def test_outstanding_operations_said_every_time_is_the_answer() -> None:
+    steps = [SEARCH, S(entry(1, OPENLDAP) + done(1))]
+    for message_id in (2, 3, 4):
+        steps += [C(starttls_request(message_id)), S(extended(message_id, 1, OUTSTANDING))]
+    with pytest.raises(StartTLSUnavailable, match="operations are outstanding"):
+        play(starttls_client(), steps)
+
+
 def test_refused_search_is_still_ldap() -> None:
     diagnostic = "00002020: Operation unavailable without authentication"
     info = play_both_ways(LdapClient, [SEARCH, S(done(1, 50, diagnostic))])

@@ -21,6 +21,7 @@ from portcall.protocols.ldap.messages import (
     ACTIVE_DIRECTORY_OID,
     AD_LDS_OID,
     NOTICE_OF_DISCONNECTION_OID,
+    OPERATIONS_ERROR,
     STARTTLS_OID,
     FramingError,
     LdapResult,
@@ -38,6 +39,8 @@ from portcall.protocols.peertext import quoted
 MAX_SEARCH_MESSAGES: Final = 8
 #: Unsolicited notifications other than a disconnection that we skip before giving up.
 MAX_UNSOLICITED: Final = 8
+#: StartTLS requests sent at most while the server says operations are outstanding.
+STARTTLS_TRIES: Final = 3
 
 #: DC functional levels (MS-ADTS 6.1.4.2, msDS-Behavior-Version); 1 is a domain/forest level
 #: only. Level 7 is what 2016, 2019 and 2022 all report.
@@ -169,12 +172,19 @@ class LdapClient(Handshake):
         yield from self._read_rootdse(info)
 
     def _ask_starttls(self) -> Generator[Event, None, LdapResult]:
-        message_id = self._new_id()
-        yield Send(starttls_request(message_id))
-        reply = yield from self._read_reply(message_id)
-        if reply.kind != "extendedResp" or reply.result is None:
-            raise self.wrong_protocol(f"a {reply.kind} in answer to StartTLS")
-        return reply.result
+        """The answer to StartTLS. "Operations outstanding" (RFC 4511 section 4.14.1) cannot be
+        true once the search's done has come: a busy slapd says it when StartTLS arrives
+        before it has put the search away. The request is then made again, a few times."""
+        for _ in range(STARTTLS_TRIES):
+            message_id = self._new_id()
+            yield Send(starttls_request(message_id))
+            reply = yield from self._read_reply(message_id)
+            if reply.kind != "extendedResp" or reply.result is None:
+                raise self.wrong_protocol(f"a {reply.kind} in answer to StartTLS")
+            result = reply.result
+            if result.code != OPERATIONS_ERROR or "outstanding" not in result.message:
+                break
+        return result
 
     # -- messages ------------------------------------------------------------------------
 
