@@ -30,12 +30,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 from results import write_section  # noqa: E402
 
-from tests.interop.lab.daemons.dovecot import Dovecot  # noqa: E402
-from tests.interop.lab.daemons.inn import Inn  # noqa: E402
-from tests.interop.lab.daemons.nginx import Nginx  # noqa: E402
-from tests.interop.lab.daemons.postfix import Postfix  # noqa: E402
-from tests.interop.lab.daemons.responder import Responder  # noqa: E402
-from tests.interop.lab.daemons.slapd import Slapd  # noqa: E402
+from tests.interop.lab.farm import mail_server_farm  # noqa: E402
 from tests.interop.lab.lab import Lab  # noqa: E402
 
 #: The kinds of port, by the catalog ports of each.
@@ -86,14 +81,7 @@ def main() -> None:
     args = parser.parse_args()
     kinds, sizes = [], []
     with Lab("mail.lab.test", every_address=True) as lab:
-        lab.start(
-            Slapd(plain_ports=(389, 379, 390, 3268)),
-            Nginx(),
-            Postfix(),
-            Dovecot(),
-            Inn(deep_backlog=True),
-            Responder(ports=(691,)),
-        )
+        lab.start(*mail_server_farm())
         time.sleep(1)
         startups = [measured(lab, [sys.executable, "-m", "portcall", "check", "--help"])[1]]
         startups += [measured(lab, [sys.executable, "-m", "portcall", "check", "--help"])[1]]

@@ -21,12 +21,7 @@ from typing import Any
 
 import pytest
 
-from tests.interop.lab.daemons.dovecot import Dovecot
-from tests.interop.lab.daemons.inn import Inn
-from tests.interop.lab.daemons.nginx import Nginx
-from tests.interop.lab.daemons.postfix import Postfix
-from tests.interop.lab.daemons.responder import Responder
-from tests.interop.lab.daemons.slapd import Slapd
+from tests.interop.lab.farm import mail_server_farm
 from tests.interop.lab.lab import Lab
 
 pytestmark = pytest.mark.interop
@@ -44,14 +39,7 @@ TIMEOUT = 10
 @pytest.fixture(scope="module")
 def wide() -> Iterator[Lab]:
     with Lab(HOST, every_address=True) as lab:
-        lab.start(
-            Slapd(plain_ports=(389, 379, 390, 3268)),
-            Nginx(),
-            Postfix(),
-            Dovecot(),
-            Inn(deep_backlog=True),
-            Responder(ports=(691,)),
-        )
+        lab.start(*mail_server_farm())
         yield lab
 
 

@@ -36,7 +36,7 @@ def free_ports(count: int) -> list[int]:
         return [int(sock.getsockname()[1]) for sock in sockets]
 
 
-def _toml_row(fields: dict[str, object]) -> str:
+def toml_row(fields: dict[str, object]) -> str:
     # JSON strings, numbers and booleans are valid TOML values.
     return "[[port]]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in fields.items())
 
@@ -47,7 +47,7 @@ def write_catalog(path: Path, ports: dict[str, int]) -> Path:
     for entry in load_catalog().entries:
         fields = entry.to_dict()
         fields["port"] = ports[entry.key]
-        rows.append(_toml_row(fields))
+        rows.append(toml_row(fields))
     head = '[catalog]\nname = "lab"\ntitle = "Exchange ports moved for a test"\n\n'
     path.write_text(head + "\n".join(rows), encoding="utf-8")
     return path

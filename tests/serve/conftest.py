@@ -12,12 +12,12 @@ import pytest
 
 from portcall.cli.common import open_catalog
 from portcall.serve import Exporter, ServeConfig
+from tests.responders.test_listen_cli import free_ports
 from tests.serve.lab import (
     FAULTY_KEY,
     LAB_KEYS,
     InProcess,
     Lab,
-    free_ports,
     lab_env,
     listen,
     write_catalog,

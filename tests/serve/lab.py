@@ -4,14 +4,10 @@ exporter running in this process or as `portcall serve`, and a small HTTP client
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import http.client
-import json
 import os
 import signal
-import socket
 import subprocess
-import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -23,6 +19,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from portcall.catalog import load_catalog
 from portcall.serve import Exporter
+from tests.responders.test_listen_cli import portcall as portcall_argv
+from tests.responders.test_listen_cli import toml_row
 
 #: The catalog rows the lab answers on (moved to free high ports), and the host name its
 #: certificate is made for.
@@ -33,38 +31,20 @@ FAULTY_KEY = "pop3"
 START_TIMEOUT = 20.0
 
 
-def free_ports(count: int) -> list[int]:
-    """Ports nothing listens on now (all held at once, so they are distinct)."""
-    with contextlib.ExitStack() as stack:
-        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [int(sock.getsockname()[1]) for sock in sockets]
-
-
-def _row(fields: dict[str, object]) -> str:
-    # JSON strings, numbers and booleans are valid TOML values.
-    return "[[port]]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in fields.items())
-
-
 def write_catalog(path: Path, ports: dict[str, int], extra: dict[str, int] | None = None) -> Path:
     """The built-in rows `ports` names, each moved to its port; `extra` adds SMTP rows
     (key -> port) that no responder serves."""
     rows = []
     for entry in load_catalog().entries:
         if entry.key in ports:
-            rows.append(_row({**entry.to_dict(), "port": ports[entry.key]}))
+            rows.append(toml_row({**entry.to_dict(), "port": ports[entry.key]}))
     smtp = load_catalog().by_key("smtp")
     assert smtp is not None
     for key, port in (extra or {}).items():
-        rows.append(_row({**smtp.to_dict(), "key": key, "port": port}))
+        rows.append(toml_row({**smtp.to_dict(), "key": key, "port": port}))
     head = '[catalog]\nname = "lab"\ntitle = "Exchange ports moved for a test"\n\n'
     path.write_text(head + "\n".join(rows), encoding="utf-8")
     return path
-
-
-def portcall_argv(*args: str) -> list[str]:
-    return [sys.executable, "-m", "portcall", *args]
 
 
 class Process:

@@ -13,7 +13,9 @@ from portcall.cli import EXIT_USAGE
 from portcall.serve import ConfigError, combine, read_file
 from portcall.serve.config import DEFAULT_ALLOW, parse_listen
 from tests.conftest import Cli
-from tests.serve.lab import Lab, Process, free_ports, get, lab_env, portcall_argv
+from tests.responders.test_listen_cli import free_ports
+from tests.responders.test_listen_cli import portcall as portcall_argv
+from tests.serve.lab import Lab, Process, get, lab_env
 
 
 def test_config_file_settings_relative_to_the_file(tmp_path: Path) -> None:

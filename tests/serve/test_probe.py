@@ -11,13 +11,13 @@ import pytest
 
 from portcall.history.store import Store
 from portcall.verdicts import Verdict
+from tests.responders.test_listen_cli import free_ports
 from tests.serve.conftest import Start
 from tests.serve.lab import (
     FAULTY_KEY,
     LAB_KEYS,
     Answer,
     Lab,
-    free_ports,
     get,
     wait_until,
     write_catalog,

@@ -16,14 +16,14 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.responders.test_listen_cli import free_ports
+from tests.responders.test_listen_cli import portcall as portcall_argv
 from tests.serve.lab import (
     FAULTY_KEY,
     LAB_KEYS,
     Lab,
     Process,
-    free_ports,
     lab_env,
-    portcall_argv,
     wait_until,
 )
 
