@@ -18,6 +18,8 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
+from portcall.history.fields import as_dict, as_list, as_text
+
 #: Every kind of change, in the order they are reported for one port.
 KINDS = (
     "appeared",
@@ -71,7 +73,7 @@ def diff_documents(
     """The changes from run `old` to run `new` (two `portcall.check/1` documents), in the
     order of the new run's results, then the ports only the old run had."""
     before, after = _slots(old), _slots(new)
-    times = (_moment(_dict(old).get("finished")), _moment(_dict(new).get("finished")))
+    times = (_moment(as_dict(old).get("finished")), _moment(as_dict(new).get("finished")))
     changes: list[Change] = []
     for slot in dict.fromkeys([*after, *before]):
         for was, now in _pairs(before.get(slot, []), after.get(slot, [])):
@@ -81,12 +83,12 @@ def diff_documents(
 
 def _slots(document: object) -> dict[Slot, list[dict[str, Any]]]:
     slots: dict[Slot, list[dict[str, Any]]] = {}
-    for entry in _list(_dict(document).get("results")):
-        result = _dict(entry)
-        host, port = _text(result.get("host")), result.get("port")
+    for entry in as_list(as_dict(document).get("results")):
+        result = as_dict(entry)
+        host, port = as_text(result.get("host")), result.get("port")
         if host is None or type(port) is not int:
             continue
-        transport = _text(result.get("transport")) or "tcp"
+        transport = as_text(result.get("transport")) or "tcp"
         slots.setdefault((host, transport, port), []).append(result)
     return slots
 
@@ -99,8 +101,8 @@ def _pairs(
     if len(old) == 1 and len(new) == 1:
         yield old[0], new[0]
         return
-    was = {_text(r.get("address")): r for r in old}
-    now = {_text(r.get("address")): r for r in new}
+    was = {as_text(r.get("address")): r for r in old}
+    now = {as_text(r.get("address")): r for r in new}
     for address in dict.fromkeys([*now, *was]):
         yield was.get(address), now.get(address)
 
@@ -113,16 +115,16 @@ def _compare(
     expiring_days: int,
 ) -> list[Change]:
     host, transport, port = slot
-    either = _dict(new if new is not None else old)
-    key, address = _text(either.get("key")) or "", _text(either.get("address"))
+    either = as_dict(new if new is not None else old)
+    key, address = as_text(either.get("key")) or "", as_text(either.get("address"))
 
     def make(kind: str, was: str | None = None, now: str | None = None, **more: Any) -> Change:
         return Change(host, port, transport, key, kind, was, now, address=address, **more)
 
     if old is None:
-        return [make("appeared", None, _text(either.get("verdict")))]
+        return [make("appeared", None, as_text(either.get("verdict")))]
     if new is None:
-        return [make("disappeared", _text(either.get("verdict")), None)]
+        return [make("disappeared", as_text(either.get("verdict")), None)]
     added = _finding_codes(new) - _finding_codes(old)
     return [
         *_simple(make, "address", old, new, "address"),
@@ -138,12 +140,12 @@ def _compare(
 def _simple(
     make: Make, kind: str, old: dict[str, Any], new: dict[str, Any], field: str
 ) -> list[Change]:
-    was, now = _text(old.get(field)), _text(new.get(field))
+    was, now = as_text(old.get(field)), as_text(new.get(field))
     return [] if was == now else [make(kind, was, now)]
 
 
 def _finding_codes(result: dict[str, Any]) -> set[str]:
-    codes = (_text(_dict(f).get("code")) for f in _list(result.get("findings")))
+    codes = (as_text(as_dict(f).get("code")) for f in as_list(result.get("findings")))
     return {code for code in codes if code}
 
 
@@ -156,8 +158,8 @@ def _findings(make: Make, old: dict[str, Any], new: dict[str, Any]) -> list[Chan
 
 def _certificate_of(result: dict[str, Any]) -> tuple[str | None, str | None]:
     """The serial and end of validity of the certificate a result saw, or (None, None)."""
-    certificate = _dict(_dict(result.get("tls")).get("certificate"))
-    return _text(certificate.get("serial")), _text(certificate.get("not_after"))
+    certificate = as_dict(as_dict(result.get("tls")).get("certificate"))
+    return as_text(certificate.get("serial")), as_text(certificate.get("not_after"))
 
 
 def _certificate(make: Make, old: dict[str, Any], new: dict[str, Any]) -> list[Change]:
@@ -235,27 +237,15 @@ def banner_shape(banner: str | None) -> str | None:
 
 
 def _banner(make: Make, old: dict[str, Any], new: dict[str, Any]) -> list[Change]:
-    was, now = _text(old.get("banner")), _text(new.get("banner"))
+    was, now = as_text(old.get("banner")), as_text(new.get("banner"))
     return [] if banner_shape(was) == banner_shape(now) else [make("banner", was, now)]
 
 
 def _moment(value: object) -> datetime | None:
-    text = _text(value)
+    text = as_text(value)
     if not text:
         return None
     try:
         return datetime.fromisoformat(text)
     except ValueError:
         return None
-
-
-def _list(value: object) -> list[Any]:
-    return value if isinstance(value, list) else []
-
-
-def _dict(value: object) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _text(value: object) -> str | None:
-    return value if isinstance(value, str) else None

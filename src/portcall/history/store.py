@@ -27,6 +27,7 @@ from typing import Any
 
 import platformdirs
 
+from portcall.history.fields import as_dict, as_list, as_text
 from portcall.history.migrations import VERSION, pending, targets_key
 
 ENVIRONMENT_VARIABLE = "PORTCALL_DB"
@@ -169,13 +170,13 @@ class Store:
             raise HistoryError(
                 f"not a {CHECK_SCHEMA} document", "record what `portcall check --json` writes"
             )
-        rows = [row for row in map(_result_row, _list(document.get("results"))) if row]
+        rows = [row for row in map(_result_row, as_list(document.get("results"))) if row]
         hosts = list(dict.fromkeys(row[0] for row in rows))
         run = (
-            _text(document.get("started")) or "",
-            _text(document.get("finished")) or "",
-            _text(document.get("catalog")) or "",
-            _text(document.get("health")) or "unknown",
+            as_text(document.get("started")) or "",
+            as_text(document.get("finished")) or "",
+            as_text(document.get("catalog")) or "",
+            as_text(document.get("health")) or "unknown",
             source,
             json.dumps(document, ensure_ascii=False, default=str),
             json.dumps(hosts, ensure_ascii=False),
@@ -290,37 +291,25 @@ def _run_info(row: tuple[Any, ...], counts: dict[str, int]) -> RunInfo:
 # -- reading untrusted documents -------------------------------------------------------------
 
 
-def _list(value: object) -> list[Any]:
-    return value if isinstance(value, list) else []
-
-
-def _dict(value: object) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _text(value: object) -> str | None:
-    return value if isinstance(value, str) else None
-
-
 def _result_row(result: object) -> tuple[Any, ...] | None:
     """The indexed fields of one result, or None for an entry without host and port."""
-    fields = _dict(result)
-    host, port = _text(fields.get("host")), fields.get("port")
+    fields = as_dict(result)
+    host, port = as_text(fields.get("host")), fields.get("port")
     if host is None or type(port) is not int or not 1 <= port <= 65535:
         return None
-    certificate = _dict(_dict(fields.get("tls")).get("certificate"))
+    certificate = as_dict(as_dict(fields.get("tls")).get("certificate"))
     return (
         host,
-        _text(fields.get("address")),
+        as_text(fields.get("address")),
         port,
-        _text(fields.get("transport")) or "tcp",
-        _text(fields.get("key")) or "",
-        _text(fields.get("verdict")) or "unknown",
-        _text(fields.get("health")) or "unknown",
-        _text(certificate.get("serial")),
-        _text(certificate.get("not_after")),
-        _text(fields.get("product")),
-        _text(fields.get("banner")),
+        as_text(fields.get("transport")) or "tcp",
+        as_text(fields.get("key")) or "",
+        as_text(fields.get("verdict")) or "unknown",
+        as_text(fields.get("health")) or "unknown",
+        as_text(certificate.get("serial")),
+        as_text(certificate.get("not_after")),
+        as_text(fields.get("product")),
+        as_text(fields.get("banner")),
     )
 
 
