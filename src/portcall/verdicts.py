@@ -6,9 +6,10 @@ A probe of one (host, port) ends in exactly one `Verdict`. What it learnt beside
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
     from portcall.tls.facts import TlsFacts
@@ -102,6 +103,15 @@ class Health(StrEnum):
     FAILURES = "failures"
 
 
+#: Health states, best first: a host, a port or a run is as healthy as its worst part.
+HEALTH_ORDER: Final = (Health.HEALTHY, Health.WARNINGS, Health.FAILURES)
+
+
+def worst_health(states: Iterable[str]) -> Health:
+    """The worst of some health states (names or members); healthy when there are none."""
+    return max((Health(state) for state in states), key=HEALTH_ORDER.index, default=Health.HEALTHY)
+
+
 @dataclass
 class Result:
     """Everything portcall learnt about one port of one host."""
@@ -163,7 +173,4 @@ def overall_health(results: list[Result]) -> Health:
     states = {r.health() for r in results}
     if silent_hosts(results):
         states.add(Health.WARNINGS)
-    for state in (Health.FAILURES, Health.WARNINGS):
-        if state in states:
-            return state
-    return Health.HEALTHY
+    return worst_health(states)

@@ -13,12 +13,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from portcall.report.inert import inert
-from portcall.verdicts import Health, Verdict
+from portcall.verdicts import HEALTH_ORDER, Verdict, worst_health
 
 SCHEMA = "portcall.check/1"
 
-#: Worst last: a host or a port is as healthy as its worst result.
-HEALTH_ORDER: tuple[str, ...] = (Health.HEALTHY, Health.WARNINGS, Health.FAILURES)
 VERDICTS: tuple[str, ...] = tuple(str(v) for v in Verdict)
 
 
@@ -157,7 +155,7 @@ def visible_tree(value: Any) -> Any:
 
 def worst(states: list[str]) -> str:
     """The worst of some health states; healthy when there are none."""
-    return max(states, key=HEALTH_ORDER.index, default=HEALTH_ORDER[0])
+    return str(worst_health(states))
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from portcall.verdicts import (
     Result,
     overall_health,
     silent_hosts,
+    worst_health,
 )
 
 if TYPE_CHECKING:
@@ -115,12 +116,9 @@ def hosts_summary(results: list[Result]) -> list[dict[str, Any]]:
     for (host, _address), entry in summary.items():
         notes = [NOTHING_ANSWERS] if host in silent else []
         states = set(entry["health"]) | ({Health.WARNINGS} if notes else set())
-        entry["health"] = str(max(states, key=_HEALTH_ORDER.index))
+        entry["health"] = str(worst_health(states))
         entry["notes"] = notes
     return list(summary.values())
-
-
-_HEALTH_ORDER = [Health.HEALTHY, Health.WARNINGS, Health.FAILURES]
 
 
 def dumps(document: dict[str, Any]) -> str:

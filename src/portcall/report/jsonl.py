@@ -12,9 +12,7 @@ import json
 from typing import TextIO
 
 from portcall.report.json_report import result_to_dict
-from portcall.verdicts import ABSENT, Health, Result, Verdict
-
-_ORDER = [Health.HEALTHY, Health.WARNINGS, Health.FAILURES]
+from portcall.verdicts import ABSENT, Health, Result, Verdict, worst_health
 
 
 class JsonlStream:
@@ -37,8 +35,7 @@ class JsonlStream:
         self._answered[result.host] = self._answered.get(result.host, False) or seen
 
     def _worse(self, health: Health) -> None:
-        if _ORDER.index(health) > _ORDER.index(self._worst):
-            self._worst = health
+        self._worst = worst_health((self._worst, health))
 
     def health(self) -> Health:
         if not all(self._answered.values()):

@@ -41,7 +41,7 @@ from portcall.serve import guard
 from portcall.serve.config import ServeConfig
 from portcall.serve.metrics import CONTENT_TYPE, ExporterMetrics, probe_page
 from portcall.serve.server import HttpServer, Reply, Request, text_reply
-from portcall.verdicts import LocalFault, Result, overall_health
+from portcall.verdicts import LocalFault, Result, overall_health, worst_health
 
 #: Seconds kept back from Prometheus's scrape timeout for the answer to reach it.
 SCRAPE_MARGIN = 0.5
@@ -231,7 +231,6 @@ class Exporter:
 MAX_TARGETS = 512
 #: Seconds between two reloads of the page in the browser.
 REFRESH_SECONDS = 30
-_HEALTH_ORDER = ("healthy", "warnings", "failures")
 
 
 class Latest:
@@ -260,14 +259,14 @@ def merge(documents: list[dict[str, Any]], catalog: str) -> dict[str, Any]:
     """Documents of separate probes as one: results and hosts in order, the worst health,
     the earliest start and the latest end."""
     now = datetime.now(UTC).isoformat()
-    healths = [str(d["health"]) for d in documents] or ["healthy"]
+    healths = [str(d["health"]) for d in documents]
     return {
         "schema": SCHEMA,
         "portcall": __version__,
         "catalog": catalog,
         "started": min((str(d["started"]) for d in documents), default=now),
         "finished": max((str(d["finished"]) for d in documents), default=now),
-        "health": max(healths, key=_HEALTH_ORDER.index),
+        "health": str(worst_health(healths)),
         "results": [r for d in documents for r in d["results"]],
         "hosts": [h for d in documents for h in d.get("hosts", [])],
     }
