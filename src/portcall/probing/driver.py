@@ -14,6 +14,7 @@ from portcall.probing.gates import (
     conversation_slot,
     host_answered,
     host_pace,
+    paced,
     slot_for_open_connection,
 )
 from portcall.probing.stream import Datagrams, Stream, TlsSession
@@ -122,6 +123,7 @@ async def converse(connection: Connection, handshake: Handshake) -> Conversation
                     if slot is Slot.STALE:
                         stale, stream = stream, None
                         await stale.close()
+                        await paced()
                         stream = await _connect(connection, progress)
                     if slot is not Slot.NONE:
                         return await _talk(stream, handshake, connection, progress)

@@ -194,12 +194,19 @@ async def connection_slot() -> AsyncIterator[None]:
     with waiting():
         await gates.connections.acquire()
     try:
-        if gates.rate is not None:
-            with waiting():
-                await gates.rate.wait()
+        await paced()
         yield
     finally:
         gates.connections.release()
+
+
+async def paced() -> None:
+    """Wait for the run's `--rate` before a new connection: each is one, also one made again
+    inside a connection slot that already paced the first."""
+    gates = GATES.get()
+    if gates is not None and gates.rate is not None:
+        with waiting():
+            await gates.rate.wait()
 
 
 @contextlib.asynccontextmanager
