@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
-import os
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -34,6 +33,7 @@ from portcall.cli.common import (
     atomic_text,
     catalog_option,
     check_output_path,
+    check_trust_store,
     open_catalog,
     output_option,
     parse_ports,
@@ -58,7 +58,6 @@ from portcall.probing.targets import (
 from portcall.report.json_report import check_document, dumps
 from portcall.report.jsonl import JsonlStream
 from portcall.report.terminal import locate_text, located_summary, render, summary_line
-from portcall.tls.context import TrustStoreError, client_context
 from portcall.verdicts import Health, Result, overall_health
 
 if TYPE_CHECKING:
@@ -272,7 +271,7 @@ def check(
         raise UsageProblem("--exclude leaves no target", "check the targets and the exclusions")
     hosts = len(chosen_targets) or 1
     if cafile is not None:
-        _trust_store(cafile)
+        check_trust_store(cafile)
     required = _required(require_text, catalog, entries)
     settings = Settings(
         timeout=timeout,
@@ -425,22 +424,6 @@ def _servername(value: str | None) -> str | None:
     if "/" in value or len(names) != 1:
         raise UsageProblem(f"--servername: '{value}' is a range, not one name", hint)
     return value
-
-
-def _readable(path: str, option: str) -> None:
-    if not Path(path).is_file() or not os.access(path, os.R_OK):
-        raise UsageProblem(f"{option}: cannot read '{path}'", "give the path of a PEM file")
-
-
-def _trust_store(cafile: str) -> None:
-    """Load the CA file once before any probe, so a bad one is a usage error, not 17."""
-    _readable(cafile, "--ca")
-    try:
-        client_context(verify=True, legacy=False, cafile=cafile)
-    except TrustStoreError as exc:
-        raise UsageProblem(
-            f"--ca: {exc}", "give a PEM file with one or more CA certificates"
-        ) from exc
 
 
 def _required(text: str | None, catalog: Catalog, entries: list[PortEntry]) -> frozenset[int]:

@@ -220,3 +220,18 @@ def atomic_text(path: str) -> Iterator[Any]:
 def write_atomically(path: str, text: str) -> None:
     with atomic_text(path) as handle:
         handle.write(text)
+
+
+def check_trust_store(cafile: str) -> None:
+    """Load the CA file (`--ca`) once before any probe, so that a bad one is a usage error,
+    not one failure per port."""
+    from portcall.tls.context import TrustStoreError, client_context
+
+    if not Path(cafile).is_file() or not os.access(cafile, os.R_OK):
+        raise UsageProblem(f"--ca: cannot read '{cafile}'", "give the path of a PEM file")
+    try:
+        client_context(verify=True, legacy=False, cafile=cafile)
+    except (TrustStoreError, OSError) as exc:
+        raise UsageProblem(
+            f"--ca: {exc}", "give a PEM file with one or more CA certificates"
+        ) from exc

@@ -8,14 +8,19 @@ from typing import Any
 import click
 
 from portcall.catalog import Catalog
-from portcall.cli.common import Seconds, UsageProblem, catalog_option, open_catalog
+from portcall.cli.common import (
+    Seconds,
+    UsageProblem,
+    catalog_option,
+    check_trust_store,
+    open_catalog,
+)
 from portcall.cli.group import app
 from portcall.probing.gates import open_file_budget
 from portcall.probing.scheduler import Limits, connections_wanted
 from portcall.serve import ConfigError, Exporter, ServeConfig, combine, read_file
 from portcall.serve import config as settings
 from portcall.serve.app import serve_until_stopped
-from portcall.tls.context import TrustStoreError, client_context
 
 _CONFIG_HELP = """Read defaults from FILE (TOML; the command line wins): listen = "HOST:PORT",
 allow = ["NETWORK", ...], catalog = "NAME|FILE" (or a list), timeout = SECONDS,
@@ -76,7 +81,7 @@ def serve(config_path: str | None, **options: Any) -> None:
     config = _config(config_path, options)
     catalog = open_catalog(config.catalog)
     if config.ca is not None:
-        _trust_store(config.ca)
+        check_trust_store(config.ca)
     _file_budget(config, catalog)
     store = _open_store(config)
     exporter = Exporter(config, catalog, store=store)
@@ -116,15 +121,6 @@ def _given(options: dict[str, Any]) -> dict[str, Any]:
     except ConfigError as exc:
         raise UsageProblem(f"--{exc}", exc.hint) from exc
     return values
-
-
-def _trust_store(cafile: str) -> None:
-    try:
-        client_context(verify=True, legacy=False, cafile=cafile)
-    except (TrustStoreError, OSError) as exc:
-        raise UsageProblem(
-            f"--ca: {cafile}: {exc}", "give a PEM file with one or more CA certificates"
-        ) from exc
 
 
 def _file_budget(config: ServeConfig, catalog: Catalog) -> None:
