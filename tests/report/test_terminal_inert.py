@@ -3,6 +3,7 @@ escapes, bidi and zero-width characters, carriage returns and rich markup all ar
 
 from __future__ import annotations
 
+import dataclasses
 import io
 
 import pytest
@@ -23,7 +24,9 @@ def test_a_hostile_result_is_rendered_inert(
     monkeypatch.setenv("COLUMNS", "400")  # no escape folded across two lines of a cell
     monkeypatch.delenv("FORCE_COLOR", raising=False)
     result = hostile_result()
-    result.tls.certificate.common_name = ""  # type: ignore[union-attr]  # the subject is shown
+    assert result.tls is not None and result.tls.certificate is not None
+    # Without a common name the subject is shown.
+    result.tls.certificate = dataclasses.replace(result.tls.certificate, common_name="")
     stream = io.StringIO()
     render([result], load_catalog(), stream, rich_output=rich_output)
     report = stream.getvalue()

@@ -1,11 +1,20 @@
 """The only client socket code in portcall: a TCP stream that can turn into TLS, and a
-connected UDP socket for the protocols that ask and answer in datagrams."""
+connected UDP socket for the protocols that ask and answer in datagrams.
+
+The TCP stream is one small asyncio protocol (`_Wire`) over the event loop's socket
+transport; TLS runs in an `ssl.SSLObject` over memory BIOs inside it. asyncio's own streams
+and TLS protocol do the same with more layers (a stream reader, writer and protocol, a TLS
+protocol with its own transport, flow control between them); at thousands of probes that
+cost a third of a millisecond per TLS probe, with nothing a probe needs from them. What a
+failure raises is what asyncio raises for the same event, so verdicts do not depend on the
+layer: a TLS handshake cut by the peer's close is `ConnectionResetError`, an OpenSSL error
+its `ssl.SSLError`, a reset the `OSError` of the socket.
+"""
 
 from __future__ import annotations
 
 import _ssl  # the DER encoding constant of `_ssl.Certificate.public_bytes`
 import asyncio
-import asyncio.sslproto
 import ssl
 import time
 from collections import deque
@@ -17,10 +26,12 @@ from portcall.tls.rawhello import FlightReader, ServerFlight
 READ_SIZE = 16 * 1024
 #: Seconds a peer has to finish closing (a TLS close_notify answered) before it is cut off.
 CLOSE_WAIT = 0.5
-#: asyncio gives every TLS connection a read buffer of 256 KiB; a TLS record holds at most
-#: 16 KiB of data, so 64 KiB serves as well and lets thousands of connections fit in memory.
-TLS_READ_BUFFER = 64 * 1024
-asyncio.sslproto.SSLProtocol.max_size = TLS_READ_BUFFER
+#: Received bytes held unread beyond which the socket is not read until `receive` catches
+#: up: a peer flooding the connection costs at most this much memory.
+HOLD_LIMIT = 256 * 1024
+#: What OpenSSL raises when it needs more bytes from the peer; asyncio's TLS protocol treats a
+#: syscall error from a memory BIO the same way, and so does `_Wire`.
+_AGAIN = (ssl.SSLWantReadError, ssl.SSLSyscallError)
 
 
 @dataclass
@@ -56,10 +67,258 @@ def _peer_chain(ssl_object: ssl.SSLObject) -> tuple[bytes, ...]:
         return ()
 
 
+class _Tls:
+    """The TLS layer of a `_Wire`: an `ssl.SSLObject` whose records pass through two BIOs."""
+
+    __slots__ = ("done", "incoming", "outgoing", "ssl_object")
+
+    def __init__(self, context: ssl.SSLContext, server_hostname: str) -> None:
+        self.incoming = ssl.MemoryBIO()
+        self.outgoing = ssl.MemoryBIO()
+        self.ssl_object = context.wrap_bio(
+            self.incoming, self.outgoing, server_hostname=server_hostname or None
+        )
+        #: Set when the handshake has ended, with its error if it failed.
+        self.done: asyncio.Future[None] | None = None
+
+
+class _Wire(asyncio.Protocol):
+    """One TCP connection: what the peer sent (decrypted once TLS runs), its end, and the
+    waiting of the one task that uses it."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.transport: asyncio.Transport | None = None
+        self.received = bytearray()
+        self.eof = False
+        self.lost = False
+        #: What ended the connection, raised by the next `receive` or `send`.
+        self.error: BaseException | None = None
+        self.tls: _Tls | None = None
+        self.handshaking = False
+        #: Our close_notify has been sent: bytes now only matter as the peer's answer to it.
+        self.closing = False
+        self.reading_paused = False
+        self._waiter: asyncio.Future[None] | None = None
+        self._writable: asyncio.Future[None] | None = None
+
+    # The transport's calls.
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        tls = self.tls
+        if tls is None:
+            self.received += data
+        else:
+            tls.incoming.write(data)
+            if self.handshaking:
+                self._handshake()
+                return
+            if self.closing:
+                self._unwrap()
+                return
+            self._decrypt()
+        if len(self.received) > HOLD_LIMIT and self.transport is not None:
+            self.reading_paused = True
+            self.transport.pause_reading()
+        self._wake()
+
+    def eof_received(self) -> bool | None:
+        self.eof = True
+        if self.tls is None:
+            self._wake()
+            return True  # keep the socket open to write, as asyncio's streams do
+        if self.handshaking:
+            self._handshake_ended(ConnectionResetError())
+        self._wake()
+        return None  # a TLS connection closes with the peer's end
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = self.eof = True
+        if exc is not None and self.error is None:
+            self.error = exc
+        if self.handshaking:
+            self._handshake_ended(exc or ConnectionResetError("Connection lost"))
+        self._wake()
+        if self._writable is not None and not self._writable.done():
+            self._writable.set_result(None)
+
+    def pause_writing(self) -> None:
+        self._writable = self.loop.create_future()
+
+    def resume_writing(self) -> None:
+        if self._writable is not None and not self._writable.done():
+            self._writable.set_result(None)
+        self._writable = None
+
+    # TLS.
+
+    def _flush(self) -> None:
+        assert self.tls is not None
+        data = self.tls.outgoing.read()
+        if data and self.transport is not None and not self.lost:
+            self.transport.write(data)
+
+    def _handshake(self) -> None:
+        assert self.tls is not None
+        try:
+            self.tls.ssl_object.do_handshake()
+        except _AGAIN:
+            self._flush()
+            return
+        except ssl.SSLError as exc:
+            # As asyncio does, the alert OpenSSL prepared is not sent: the connection is cut.
+            self._handshake_ended(exc)
+            return
+        self._flush()
+        self._handshake_ended(None)
+        self._decrypt()  # the server may have sent more than its handshake already
+        self._wake()
+
+    def _handshake_ended(self, exc: BaseException | None) -> None:
+        assert self.tls is not None
+        self.handshaking = False
+        done = self.tls.done
+        if done is not None and not done.done():
+            if exc is None:
+                done.set_result(None)
+            else:
+                done.set_exception(exc)
+
+    def _decrypt(self) -> None:
+        """Everything readable from the TLS records received; close_notify is the end."""
+        assert self.tls is not None
+        read = self.tls.ssl_object.read
+        try:
+            while True:
+                chunk = read(READ_SIZE)
+                if not chunk:
+                    self.eof = True
+                    break
+                self.received += chunk
+        except _AGAIN:
+            pass
+        except ssl.SSLError as exc:
+            self._fail(exc)
+            return
+        self._flush()  # what reading may have to answer (a key update)
+
+    def _unwrap(self) -> None:
+        """After our close_notify: the peer's close_notify, its end, or an error end it."""
+        assert self.tls is not None
+        try:
+            self.tls.ssl_object.unwrap()
+        except _AGAIN:
+            return
+        except ssl.SSLError as exc:
+            self._fail(exc)
+            return
+        self.eof = True
+        self._wake()
+
+    def _fail(self, exc: BaseException) -> None:
+        if self.error is None:
+            self.error = exc
+        if self.transport is not None:
+            self.transport.abort()
+        self._wake()
+
+    # The task's side.
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def wait(self) -> None:
+        """Until something arrives, the peer ends, or the connection is lost."""
+        self._waiter = self.loop.create_future()
+        try:
+            await self._waiter
+        finally:
+            self._waiter = None
+
+    async def start_tls(self, context: ssl.SSLContext, server_hostname: str) -> None:
+        tls = _Tls(context, server_hostname)
+        tls.done = self.loop.create_future()
+        self.tls = tls
+        self.handshaking = True
+        if self.received:
+            # Sent before our hello, unasked for: TLS must make sense of it, or fail on it.
+            tls.incoming.write(bytes(self.received))
+            self.received.clear()
+        if self.lost or self.eof:
+            self._handshake_ended(self.error or ConnectionResetError())
+        else:
+            self._handshake()
+        await tls.done
+
+    async def receive(self) -> bytes:
+        while True:
+            if self.error is not None:
+                raise self.error
+            if self.received:
+                break
+            if self.eof:
+                return b""
+            await self.wait()
+        data = bytes(self.received[:READ_SIZE])
+        del self.received[:READ_SIZE]
+        if self.reading_paused and len(self.received) < HOLD_LIMIT // 2:
+            self.reading_paused = False
+            if self.transport is not None and not self.lost:
+                self.transport.resume_reading()
+        return data
+
+    async def send(self, data: bytes) -> None:
+        if self.error is not None:
+            raise self.error
+        if self.lost or self.transport is None or self.transport.is_closing():
+            raise ConnectionResetError("Connection lost")
+        if self.tls is None:
+            self.transport.write(data)
+        else:
+            self.tls.ssl_object.write(data)
+            self._flush()
+        if self._writable is not None:
+            await self._writable
+            if self.lost:
+                raise self.error or ConnectionResetError("Connection lost")
+
+    async def close(self, patience: float) -> None:
+        """Close; over TLS, send close_notify and give the peer `patience` seconds to answer
+        it before the connection is cut off."""
+        transport = self.transport
+        if transport is None or self.lost:
+            return
+        if self.tls is not None and not self.eof and self.error is None:
+            self.closing = True
+            self._unwrap()
+            self._flush()
+            try:
+                async with asyncio.timeout(patience):
+                    while not (self.eof or self.error is not None or self.lost):
+                        await self.wait()
+            except TimeoutError:
+                transport.abort()
+                return
+            if self.error is not None:
+                return  # already cut off
+        transport.close()
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
+
+
 @dataclass
 class Stream:
-    reader: asyncio.StreamReader
-    writer: asyncio.StreamWriter
+    wire: _Wire
     timings: dict[str, float] = field(default_factory=dict)
     broken: bool = False
     closed: bool = False
@@ -75,12 +334,13 @@ class Stream:
     ) -> Stream:
         """Connect; with `tls`, wrap from the first byte (implicit TLS).
 
-        The TLS handshake is done after the TCP connect, not by open_connection, so that a
-        refused or dropped connection is never confused with a TLS failure.
+        The TLS handshake is done after the TCP connect, so that a refused or dropped
+        connection is never confused with a TLS failure.
         """
         start = time.perf_counter()
-        reader, writer = await asyncio.open_connection(address, port)
-        stream = cls(reader, writer)
+        loop = asyncio.get_running_loop()
+        _, wire = await loop.create_connection(_Wire, address, port)
+        stream = cls(wire)
         stream.timings["connect"] = time.perf_counter() - start
         if tls is not None:
             await stream.start_tls(tls, server_hostname)
@@ -89,17 +349,20 @@ class Stream:
     async def start_tls(self, context: ssl.SSLContext, server_hostname: str) -> None:
         start = time.perf_counter()
         try:
-            await self.writer.start_tls(context, server_hostname=server_hostname or None)
+            await self.wire.start_tls(context, server_hostname)
         except BaseException:
-            # asyncio never finishes closing a connection whose upgrade failed: abort it.
-            self.broken = True
+            self.broken = True  # a failed or interrupted handshake leaves nothing to close
             raise
+        finally:
+            if self.wire.tls is not None:
+                self.wire.tls.done = None  # the future holds the error, the error its frames
         self.timings["tls"] = time.perf_counter() - start
 
     def tls_session(self) -> TlsSession | None:
-        ssl_object = self.writer.get_extra_info("ssl_object")
-        if ssl_object is None:
+        tls = self.wire.tls
+        if tls is None or self.wire.handshaking:
             return None
+        ssl_object = tls.ssl_object
         der = ssl_object.getpeercert(binary_form=True)
         return TlsSession(
             version=ssl_object.version(),
@@ -123,11 +386,11 @@ class Stream:
         return TlsSession.from_flight(flight)
 
     async def send(self, data: bytes) -> None:
-        self.writer.write(data)
-        await self.writer.drain()
+        await self.wire.send(data)
 
     async def receive(self) -> bytes:
-        return await self.reader.read(READ_SIZE)
+        """Up to `READ_SIZE` bytes; b"" once the peer has ended the stream."""
+        return await self.wire.receive()
 
     async def close(self) -> None:
         """Close once; a peer that does not finish the close within `CLOSE_WAIT` is cut off."""
@@ -135,16 +398,9 @@ class Stream:
             return
         self.closed = True
         if self.broken:
-            self.writer.transport.abort()
+            self.wire.abort()
             return
-        self.writer.close()
-        # The peer may already be gone, or have sent a TLS 1.3 session ticket after our
-        # close_notify: nothing useful to report then.
-        try:
-            await asyncio.wait_for(self.writer.wait_closed(), CLOSE_WAIT)
-        except (OSError, TimeoutError, ssl.SSLError) as exc:
-            forget_frames(exc)
-            self.writer.transport.abort()
+        await self.wire.close(CLOSE_WAIT)
 
 
 def forget_frames(exc: BaseException) -> None:

@@ -44,10 +44,19 @@ def _unsafe(char: str) -> bool:
     return char in _INVISIBLE or unicodedata.category(char) in _UNSAFE_CATEGORIES
 
 
+def _plain(text: str, limit: int) -> bool:
+    """Whether `text` is printable ASCII without a backslash, within `limit`: the common case,
+    which `inert` returns as it is, decided without a look at each character in Python."""
+    return len(text) <= limit and text.isascii() and text.isprintable() and "\\" not in text
+
+
 def inert(text: object, limit: int = 400) -> str:
     """`text` with every control, invisible or reordering character and every backslash
     escaped, cut to `limit` characters (an ellipsis marks the cut)."""
-    raw = str(text)[: limit + 1]  # escaping only lengthens: no need to look further
+    raw = text if type(text) is str else str(text)
+    if _plain(raw, limit):
+        return raw
+    raw = raw[: limit + 1]  # escaping only lengthens: no need to look further
     if raw.isascii():
         cleaned = _UNSAFE_ASCII.sub(lambda match: _escape(match.group()), raw)
         if len(cleaned) <= limit:
@@ -76,6 +85,23 @@ DOCUMENT_LIMIT = 8192
 def inert_tree(value: Any, limit: int = DOCUMENT_LIMIT) -> Any:
     """`value` (dicts, lists and scalars, as bound for JSON) with every string made inert, so
     that a consumer printing a field (``jq -r``) prints no control or invisible character."""
+    kind = type(value)
+    if kind is str:
+        return value if _plain(value, limit) else inert(value, limit)
+    if kind is dict:
+        return {
+            (k if type(k) is str and _plain(k, limit) else inert(k, limit)): inert_tree(v, limit)
+            for k, v in value.items()
+        }
+    if kind is list or kind is tuple:
+        return [inert_tree(item, limit) for item in value]
+    if value is None or kind is int or kind is float or kind is bool:
+        return value
+    return _inert_other(value, limit)
+
+
+def _inert_other(value: Any, limit: int) -> Any:
+    """`inert_tree` for subclasses of the JSON types (a str enum, an OrderedDict)."""
     if isinstance(value, str):
         return inert(value, limit)
     if isinstance(value, dict):

@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from datetime import datetime, timedelta
+
+from cryptography import x509
 
 from portcall.tls.certs import CertificateError, facts_from_certificate, load_certificate
 from portcall.tls.context import UNTRUSTED_ERRORS, is_time_only
 from portcall.tls.facts import CertificateFacts, LegacyCause, TlsFacts
-from portcall.tls.names import match_name, parse_ip
+from portcall.tls.names import NameMatch, match_name, parse_ip
 from portcall.verdicts import Finding, FindingCode
 
 DEFAULT_EXPIRING_DAYS = 30
+
+#: Certificates whose facts a run keeps, read once each: a server shows the same certificate
+#: on each of its TLS ports (one for SMTP, IMAP, POP3, HTTP and LDAP is how Exchange is set
+#: up), and servers of one organisation often share one too.
+CERTIFICATES_KEPT = 256
 
 
 def tls_facts(
@@ -43,14 +51,25 @@ def tls_facts(
         facts.notes.append("the server sent no certificate")
         return facts
     try:
-        cert = load_certificate(der)
-        facts.certificate = facts_from_certificate(cert)
+        facts.certificate = _read(der)[1]
         if checked_name:
-            match = match_name(cert, checked_name)
+            match = _match(der, checked_name)
             facts.name_matches, facts.name_match_detail = match.matches, match.detail
     except CertificateError as err:
         facts.notes.append(f"the server's certificate cannot be read: {err}")
     return facts
+
+
+@functools.lru_cache(maxsize=CERTIFICATES_KEPT)
+def _read(der: bytes) -> tuple[x509.Certificate, CertificateFacts]:
+    """A certificate and its facts, shared by every result that met it (facts are frozen)."""
+    cert = load_certificate(der)
+    return cert, facts_from_certificate(cert)
+
+
+@functools.lru_cache(maxsize=CERTIFICATES_KEPT * 4)
+def _match(der: bytes, name: str) -> NameMatch:
+    return match_name(_read(der)[0], name)
 
 
 def assess(

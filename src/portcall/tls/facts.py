@@ -24,8 +24,10 @@ class LegacyCause(StrEnum):
     OLD_CIPHERS = "old-ciphers"
 
 
-@dataclass
+@dataclass(frozen=True)
 class CertificateFacts:
+    """Read once per certificate and shared by every result that met it: never changed."""
+
     subject: str
     issuer: str
     common_name: str | None
