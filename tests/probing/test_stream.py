@@ -1,0 +1,167 @@
+"""`Stream` on its own, against real sockets on 127.0.0.1: what its small TLS layer sends,
+raises and keeps, where asyncio's streams would have done the same for it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import ssl
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from portcall.probing.stream import HOLD_LIMIT, Stream
+from portcall.tls.context import client_context
+from tests.probing.servers import server_context
+from tests.tls.conftest import issue, make_ca
+
+#: What one read of the event loop's socket transport may add to the held bytes.
+TRANSPORT_READ = 256 * 1024
+
+
+@pytest.fixture(scope="module")
+def tls_server(tmp_path_factory: pytest.TempPathFactory) -> ssl.SSLContext:
+    directory = tmp_path_factory.mktemp("stream-pki")
+    cert, key = issue(make_ca()).write(directory, "leaf")
+    return server_context(str(cert), str(key))
+
+
+@contextlib.contextmanager
+def one_connection(serve: Callable[[socket.socket], None]) -> Iterator[int]:
+    """A listening socket on 127.0.0.1 whose first connection `serve` handles in a thread."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    failures: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            conn, _ = listener.accept()
+            with conn:
+                serve(conn)
+        except BaseException as exc:  # reported by the test, not lost in the thread
+            failures.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        thread.join(10)
+        listener.close()
+    assert not failures, failures
+
+
+def test_a_peer_that_floods_is_held_to_the_limit() -> None:
+    """A peer writing far more than is read fills at most `HOLD_LIMIT` (and one socket read)
+    of memory; every byte still arrives, in order."""
+    flood = bytes(range(256)) * (16 * 1024)  # 4 MiB
+
+    def serve(conn: socket.socket) -> None:
+        conn.sendall(flood)
+        conn.shutdown(socket.SHUT_WR)
+
+    async def go(port: int) -> tuple[bytes, int]:
+        stream = await Stream.connect("127.0.0.1", port)
+        got = bytearray()
+        held = 0
+        await asyncio.sleep(0.2)  # let the flood arrive before anything is read
+        while chunk := await stream.receive():
+            held = max(held, len(stream.wire.received))
+            got += chunk
+        await stream.close()
+        return bytes(got), held
+
+    with one_connection(serve) as port:
+        got, held = asyncio.run(go(port))
+    assert got == flood
+    assert HOLD_LIMIT // 2 < held <= HOLD_LIMIT + TRANSPORT_READ
+
+
+def test_bytes_sent_before_the_hello_fail_the_handshake(tls_server: ssl.SSLContext) -> None:
+    """Plaintext a server sends unasked before the client's TLS hello is taken as TLS (and
+    fails it), never handed out later as if it had come through TLS."""
+
+    def serve(conn: socket.socket) -> None:
+        conn.sendall(b"250 injected after STARTTLS\r\n")
+        conn.recv(4096)  # the client's hello
+
+    async def go(port: int) -> BaseException:
+        stream = await Stream.connect("127.0.0.1", port)
+        await asyncio.sleep(0.2)  # the unasked line is in before the upgrade starts
+        with pytest.raises(ssl.SSLError) as caught:
+            await stream.start_tls(client_context(verify=False, legacy=False), "")
+        await stream.close()
+        assert stream.broken
+        return caught.value
+
+    with one_connection(serve) as port:
+        error = asyncio.run(go(port))
+    assert "WRONG_VERSION_NUMBER" in str(error) or "record" in str(error).lower()
+
+
+def test_a_close_during_the_handshake_is_a_reset() -> None:
+    """As with asyncio's TLS protocol: the peer's end before its answer to the hello is a
+    ConnectionResetError, which the probe reads as a dropped hello."""
+
+    def serve(conn: socket.socket) -> None:
+        conn.recv(4096)
+
+    async def go(port: int) -> None:
+        stream = await Stream.connect("127.0.0.1", port)
+        with pytest.raises(ConnectionResetError):
+            await stream.start_tls(client_context(verify=False, legacy=False), "")
+        await stream.close()
+
+    with one_connection(serve) as port:
+        asyncio.run(go(port))
+
+
+def test_tls_closes_with_close_notify(tls_server: ssl.SSLContext, tmp_path: Path) -> None:
+    """The server reads the client's close_notify (a clean TLS end, not a cut connection),
+    and what it sent before its own close_notify is read in full."""
+    ends: list[str] = []
+
+    def serve(conn: socket.socket) -> None:
+        with tls_server.wrap_socket(conn, server_side=True) as tls:
+            tls.sendall(b"* OK ready\r\n")
+            ends.append("clean" if tls.recv(4096) == b"" else "data")
+            tls.unwrap()
+
+    async def go(port: int) -> tuple[bytes, str | None]:
+        context = client_context(verify=False, legacy=False)
+        stream = await Stream.connect("127.0.0.1", port, tls=context)
+        session = stream.tls_session()
+        greeting = await stream.receive()
+        await stream.close()
+        return greeting, session.version if session else None
+
+    with one_connection(serve) as port:
+        greeting, version = asyncio.run(go(port))
+    assert greeting == b"* OK ready\r\n"
+    assert version in {"TLSv1.2", "TLSv1.3"}
+    assert ends == ["clean"]
+
+
+def test_an_alert_after_the_handshake_is_raised_by_receive(tls_server: ssl.SSLContext) -> None:
+    """A TLS record that does not decrypt ends the stream with OpenSSL's error."""
+
+    def serve(conn: socket.socket) -> None:
+        with tls_server.wrap_socket(conn, server_side=True) as tls:
+            tls.recv(1)  # the handshake is done once the client could send
+            # A record nobody encrypted, under the TLS socket (which took over `conn`).
+            os.write(tls.fileno(), b"\x17\x03\x03\x00\x20" + b"\x00" * 32)
+
+    async def go(port: int) -> None:
+        context = client_context(verify=False, legacy=False)
+        stream = await Stream.connect("127.0.0.1", port, tls=context)
+        await stream.send(b"x")
+        with pytest.raises(ssl.SSLError):
+            while await stream.receive():
+                pass
+        await stream.close()
+
+    with one_connection(serve) as port:
+        asyncio.run(go(port))
