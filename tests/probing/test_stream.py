@@ -5,16 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import os
 import socket
 import ssl
+import struct
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from portcall.probing.stream import HOLD_LIMIT, Stream
+from portcall.probing.stream import HOLD_LIMIT, Stream, _Wire
 from portcall.tls.context import client_context
 from tests.probing.servers import server_context
 from tests.tls.conftest import issue, make_ca
@@ -119,7 +121,7 @@ def test_a_close_during_the_handshake_is_a_reset() -> None:
         asyncio.run(go(port))
 
 
-def test_tls_closes_with_close_notify(tls_server: ssl.SSLContext, tmp_path: Path) -> None:
+def test_tls_closes_with_close_notify(tls_server: ssl.SSLContext) -> None:
     """The server reads the client's close_notify (a clean TLS end, not a cut connection),
     and what it sent before its own close_notify is read in full."""
     ends: list[str] = []
@@ -165,3 +167,67 @@ def test_an_alert_after_the_handshake_is_raised_by_receive(tls_server: ssl.SSLCo
 
     with one_connection(serve) as port:
         asyncio.run(go(port))
+
+
+def test_closed_streams_leave_no_cycle_behind(tmp_path: Path) -> None:
+    """Connections that end well, fail their handshake, or are reset are freed by reference
+    counting alone: none waits in a cycle (asyncio's transport keeps a bound method of
+    itself; an error kept for `receive` has frames that refer to its connection)."""
+    cert, key = issue(make_ca()).write(tmp_path, "leaf")
+    context = server_context(str(cert), str(key))
+    (tmp_path / "other-ca.pem").write_bytes(make_ca().pem)
+    verifying = client_context(verify=True, legacy=False, cafile=str(tmp_path / "other-ca.pem"))
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        for _ in range(3):  # two good TLS connections, one whose chain is refused
+            conn, _ = listener.accept()
+            with (
+                conn,
+                contextlib.suppress(OSError, ssl.SSLError),
+                context.wrap_socket(conn, server_side=True) as tls,
+            ):
+                tls.sendall(b"* OK ready\r\n")
+                tls.recv(4096)
+                tls.unwrap()
+        conn, _ = listener.accept()
+        conn.recv(16)  # connected for the client too
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        conn.sendall(b"+OK then a reset\r\n")
+        conn.close()
+
+    async def go(port: int) -> None:
+        unverified = client_context(verify=False, legacy=False)
+        for _ in range(2):
+            stream = await Stream.connect("127.0.0.1", port, tls=unverified)
+            await stream.receive()
+            await stream.close()
+        stream = await Stream.connect("127.0.0.1", port)
+        with pytest.raises(ssl.SSLCertVerificationError):
+            await stream.start_tls(verifying, "")
+        await stream.close()
+        stream = await Stream.connect("127.0.0.1", port)
+        await stream.send(b"go\r\n")
+        await asyncio.sleep(0.2)  # the reset is in before the greeting is read
+        with pytest.raises(ConnectionResetError):
+            while await stream.receive():
+                pass
+        await stream.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    gc.collect()
+    gc.disable()
+    try:
+        asyncio.run(go(listener.getsockname()[1]))
+        thread.join(10)
+        gc.set_debug(gc.DEBUG_SAVEALL)
+        gc.collect()
+        kinds = (Stream, _Wire, asyncio.BaseTransport, ssl.SSLObject, ssl.MemoryBIO, BaseException)
+        left = [o for o in gc.garbage if isinstance(o, kinds)]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.enable()
+        listener.close()
+    assert not left, left[:5]

@@ -138,6 +138,10 @@ class _Wire(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = self.eof = True
+        # asyncio's socket transport keeps its read callback, a bound method of itself: a
+        # cycle that would keep every closed transport until a full garbage collection.
+        if getattr(self.transport, "_read_ready_cb", None) is not None:
+            self.transport._read_ready_cb = None  # type: ignore[union-attr]
         if exc is not None and self.error is None:
             self.error = exc
         if self.handshaking:
@@ -179,9 +183,8 @@ class _Wire(asyncio.Protocol):
         self._wake()
 
     def _handshake_ended(self, exc: BaseException | None) -> None:
-        assert self.tls is not None
         self.handshaking = False
-        done = self.tls.done
+        done = self.tls.done if self.tls is not None else None
         if done is not None and not done.done():
             if exc is None:
                 done.set_result(None)
@@ -221,7 +224,8 @@ class _Wire(asyncio.Protocol):
 
     def _fail(self, exc: BaseException) -> None:
         if self.error is None:
-            self.error = exc
+            # Kept for `receive` or `send` to raise; the frames of this callback say nothing.
+            self.error = exc.with_traceback(None)
         if self.transport is not None:
             self.transport.abort()
         self._wake()
@@ -315,6 +319,15 @@ class _Wire(asyncio.Protocol):
         if self.transport is not None:
             self.transport.abort()
 
+    def forget(self) -> None:
+        """Let go of what a closed connection holds: OpenSSL's state at once, and the error,
+        whose frames refer back to this connection (a cycle only a full garbage collection
+        would free)."""
+        self.tls = None
+        self.handshaking = self.closing = False
+        self.error = None
+        self.received.clear()
+
 
 @dataclass
 class Stream:
@@ -397,10 +410,13 @@ class Stream:
         if self.closed:
             return
         self.closed = True
-        if self.broken:
-            self.wire.abort()
-            return
-        await self.wire.close(CLOSE_WAIT)
+        try:
+            if self.broken:
+                self.wire.abort()
+            else:
+                await self.wire.close(CLOSE_WAIT)
+        finally:
+            self.wire.forget()
 
 
 def forget_frames(exc: BaseException) -> None:
