@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import json
 import unicodedata
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from portcall.report.json_report import check_document, dumps
+from portcall.report.json_report import check_document, dumps, result_to_dict, result_to_json
 from portcall.tls.facts import CertificateFacts, TlsFacts
 from portcall.verdicts import Finding, FindingCode, Result, Verdict
 
@@ -74,3 +75,30 @@ def test_every_string_of_the_document_is_inert() -> None:
     assert result["tls"]["certificate"]["dns_names"][0] == result["banner"]
     assert "\\x1b" in result["reason"]
     assert any("\\u202e" in key for key in result["details"])
+
+
+def _variants() -> list[Result]:
+    """Results that take the one-pass way and results that must be walked string by string."""
+    plain = hostile_result()
+    plain.reason = plain.banner = plain.product = "25 ok: Postfix answered"
+    plain.capabilities = ["PIPELINING", "SIZE 10240000"]
+    plain.details = {"ehlo": ["mail.example.test"], "tuple": ("a", "b"), "count": 3}
+    plain.findings = []
+    assert plain.tls is not None and plain.tls.certificate is not None
+    plain.tls.certificate = replace(plain.tls.certificate, subject="CN=mail", issuer="CN=ca",
+                                    common_name="mail", dns_names=["mail"])  # fmt: skip
+    plain.tls.notes.clear()
+    one_each = []
+    for odd in ['a "quoted" word', "C:\\path", "caf\u00e9", "DEL\x7f", "x" * 9000, "tab\there"]:
+        result = replace(plain, details={**plain.details, "odd": odd})
+        one_each.append(result)
+    return [plain, hostile_result(), *one_each]
+
+
+def test_a_result_line_is_the_inert_document_whichever_way_it_was_made() -> None:
+    """`result_to_json` judges a result by its serialization when it can; its line is always
+    exactly the inert result `result_to_dict` gives."""
+    for result in _variants():
+        expected = json.dumps(result_to_dict(result), ensure_ascii=False)
+        assert result_to_json(result) == expected
+    assert "\\\\x7f" in result_to_json(_variants()[5])  # DEL, which JSON leaves as it is

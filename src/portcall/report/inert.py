@@ -44,7 +44,7 @@ def _unsafe(char: str) -> bool:
     return char in _INVISIBLE or unicodedata.category(char) in _UNSAFE_CATEGORIES
 
 
-def _plain(text: str, limit: int) -> bool:
+def is_plain(text: str, limit: int) -> bool:
     """Whether `text` is printable ASCII without a backslash, within `limit`: the common case,
     which `inert` returns as it is, decided without a look at each character in Python."""
     return len(text) <= limit and text.isascii() and text.isprintable() and "\\" not in text
@@ -54,7 +54,7 @@ def inert(text: object, limit: int = 400) -> str:
     """`text` with every control, invisible or reordering character and every backslash
     escaped, cut to `limit` characters (an ellipsis marks the cut)."""
     raw = text if type(text) is str else str(text)
-    if _plain(raw, limit):
+    if is_plain(raw, limit):
         return raw
     raw = raw[: limit + 1]  # escaping only lengthens: no need to look further
     if raw.isascii():
@@ -87,10 +87,10 @@ def inert_tree(value: Any, limit: int = DOCUMENT_LIMIT) -> Any:
     that a consumer printing a field (``jq -r``) prints no control or invisible character."""
     kind = type(value)
     if kind is str:
-        return value if _plain(value, limit) else inert(value, limit)
+        return value if is_plain(value, limit) else inert(value, limit)
     if kind is dict:
         return {
-            (k if type(k) is str and _plain(k, limit) else inert(k, limit)): inert_tree(v, limit)
+            (k if type(k) is str and is_plain(k, limit) else inert(k, limit)): inert_tree(v, limit)
             for k, v in value.items()
         }
     if kind is list or kind is tuple:

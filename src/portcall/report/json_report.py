@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from portcall import __version__
-from portcall.report.inert import inert_tree
+from portcall.report.inert import DOCUMENT_LIMIT, inert_tree, is_plain
 from portcall.verdicts import (
     ABSENT,
     NOTHING_ANSWERS,
@@ -38,6 +38,19 @@ def result_to_dict(result: Result) -> dict[str, Any]:
     fields and the reasons that quote them are a peer's words (see report/inert.py)."""
     document: dict[str, Any] = inert_tree(_fields(result))
     return document
+
+
+def result_to_json(result: Result) -> str:
+    """`result_to_dict` as one line of JSON. A result in which no string needs escaping (the
+    common case) is serialized once, and judged by its serialization, without a walk through
+    its strings: JSON escapes every control character, quote and backslash, so a line of
+    printable ASCII without a backslash, within the length limit, holds only plain strings,
+    which `inert_tree` would have left as they are."""
+    fields = _fields(result)
+    line = json.dumps(fields, ensure_ascii=False)
+    if is_plain(line, DOCUMENT_LIMIT):
+        return line
+    return json.dumps(inert_tree(fields), ensure_ascii=False)
 
 
 def _fields(result: Result) -> dict[str, Any]:

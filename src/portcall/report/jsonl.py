@@ -8,10 +8,9 @@ so memory stays flat however many hosts are checked.
 
 from __future__ import annotations
 
-import json
 from typing import TextIO
 
-from portcall.report.json_report import result_to_dict
+from portcall.report.json_report import result_to_json
 from portcall.verdicts import ABSENT, Health, Result, Verdict, worst_health
 
 
@@ -27,7 +26,7 @@ class JsonlStream:
         self._answered: dict[str, bool] = {}
 
     def __call__(self, result: Result) -> None:
-        self.stream.write(json.dumps(result_to_dict(result), ensure_ascii=False) + "\n")
+        self.stream.write(result_to_json(result) + "\n")
         self.stream.flush()
         self.count += 1
         self._worse(result.health())
