@@ -231,3 +231,45 @@ def test_closed_streams_leave_no_cycle_behind(tmp_path: Path) -> None:
         gc.enable()
         listener.close()
     assert not left, left[:5]
+
+
+def test_a_last_command_leaves_with_the_close_notify(tls_server: ssl.SSLContext) -> None:
+    """What is sent just before closing (QUIT, LOGOUT, an unbind) goes out in one write with
+    the close_notify; a command the peer must answer goes out before the wait for it."""
+    said: list[bytes] = []
+
+    def serve(conn: socket.socket) -> None:
+        with tls_server.wrap_socket(conn, server_side=True) as tls:
+            tls.sendall(b"* OK ready\r\n")
+            said.append(tls.recv(4096))
+            tls.sendall(b"* CAPABILITY IMAP4rev1\r\n")
+            said.append(tls.recv(4096))
+            with contextlib.suppress(OSError, ssl.SSLError):
+                tls.unwrap()
+
+    async def go(port: int) -> list[bytes]:
+        context = client_context(verify=False, legacy=False)
+        stream = await Stream.connect("127.0.0.1", port, tls=context)
+        transport = stream.wire.transport
+        assert transport is not None
+        writes: list[bytes] = []
+        write = transport.write
+
+        def counted(data: bytes | bytearray | memoryview) -> None:
+            writes.append(bytes(data))
+            write(data)
+
+        transport.write = counted  # type: ignore[method-assign]
+        await stream.receive()
+        await stream.send(b"a1 CAPABILITY\r\n")
+        assert writes == []  # held back until the stream waits for the answer
+        await stream.receive()
+        assert len(writes) == 1
+        await stream.send(b"a2 LOGOUT\r\n")
+        await stream.close()
+        return writes
+
+    with one_connection(serve) as port:
+        writes = asyncio.run(go(port))
+    assert len(writes) == 2  # the command, then LOGOUT and the close_notify together
+    assert said == [b"a1 CAPABILITY\r\n", b"a2 LOGOUT\r\n"]

@@ -70,7 +70,7 @@ def _peer_chain(ssl_object: ssl.SSLObject) -> tuple[bytes, ...]:
 class _Tls:
     """The TLS layer of a `_Wire`: an `ssl.SSLObject` whose records pass through two BIOs."""
 
-    __slots__ = ("done", "incoming", "outgoing", "ssl_object")
+    __slots__ = ("done", "incoming", "outgoing", "ssl_object", "unsent")
 
     def __init__(self, context: ssl.SSLContext, server_hostname: str) -> None:
         self.incoming = ssl.MemoryBIO()
@@ -80,6 +80,8 @@ class _Tls:
         )
         #: Set when the handshake has ended, with its error if it failed.
         self.done: asyncio.Future[None] | None = None
+        #: Records `send` wrote into `outgoing` that are not on the wire yet.
+        self.unsent = False
 
 
 class _Wire(asyncio.Protocol):
@@ -90,6 +92,8 @@ class _Wire(asyncio.Protocol):
         self.loop = asyncio.get_running_loop()
         self.transport: asyncio.Transport | None = None
         self.received = bytearray()
+        #: Plaintext `send` has held back (see `push`).
+        self.unsent = bytearray()
         self.eof = False
         self.lost = False
         #: What ended the connection, raised by the next `receive` or `send`.
@@ -248,6 +252,7 @@ class _Wire(asyncio.Protocol):
             self._waiter = None
 
     async def start_tls(self, context: ssl.SSLContext, server_hostname: str) -> None:
+        self.push()
         tls = _Tls(context, server_hostname)
         tls.done = self.loop.create_future()
         self.tls = tls
@@ -262,6 +267,16 @@ class _Wire(asyncio.Protocol):
             self._handshake()
         await tls.done
 
+    def push(self) -> None:
+        """Write what `send` has held back."""
+        if self.unsent:
+            if self.transport is not None and not self.lost:
+                self.transport.write(bytes(self.unsent))
+            self.unsent.clear()
+        if self.tls is not None and self.tls.unsent:
+            self.tls.unsent = False
+            self._flush()
+
     async def receive(self) -> bytes:
         while True:
             if self.error is not None:
@@ -270,6 +285,7 @@ class _Wire(asyncio.Protocol):
                 break
             if self.eof:
                 return b""
+            self.push()
             await self.wait()
         data = bytes(self.received[:READ_SIZE])
         del self.received[:READ_SIZE]
@@ -284,11 +300,13 @@ class _Wire(asyncio.Protocol):
             raise self.error
         if self.lost or self.transport is None or self.transport.is_closing():
             raise ConnectionResetError("Connection lost")
+        # Written when the stream next waits for the peer or closes: a last command (QUIT,
+        # LOGOUT, an LDAP unbind) then leaves in one segment with the close_notify after it.
         if self.tls is None:
-            self.transport.write(data)
+            self.unsent += data
         else:
             self.tls.ssl_object.write(data)
-            self._flush()
+            self.tls.unsent = True
         if self._writable is not None:
             await self._writable
             if self.lost:
@@ -303,7 +321,7 @@ class _Wire(asyncio.Protocol):
         if self.tls is not None and not self.eof and self.error is None:
             self.closing = True
             self._unwrap()
-            self._flush()
+            self._flush()  # what `send` held back, then the close_notify, in one write
             try:
                 async with asyncio.timeout(patience):
                     while not (self.eof or self.error is not None or self.lost):
@@ -313,6 +331,8 @@ class _Wire(asyncio.Protocol):
                 return
             if self.error is not None:
                 return  # already cut off
+        else:
+            self.push()
         transport.close()
 
     def abort(self) -> None:
