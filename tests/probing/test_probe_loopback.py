@@ -12,6 +12,7 @@ import os
 import socket
 import ssl
 import time
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -436,23 +437,49 @@ def test_global_limit_holds_across_hosts() -> None:
     assert gauge.peak_total == 3
 
 
+def test_a_new_host_is_connected_to_once_per_port() -> None:
+    """The first probe of a host connects alone; once that connection is made, the host's
+    other probes connect inside their conversation slots. Each port costs one connection:
+    none is made, closed for want of a slot, and made a second time."""
+    accepted: Counter[str] = Counter()
+    answer = pop3()
+
+    async def counting(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted[str(writer.get_extra_info("sockname")[0])] += 1
+        await answer(reader, writer)
+
+    async def go() -> list[Result]:
+        async with serve_many(counting, TWO_HOSTS) as port:
+            entries = plain_rows(port, 6)
+            limits = Limits(concurrency=1, per_host=1)
+            return await check_async(list(TWO_HOSTS), entries=entries, limits=limits)
+
+    results = asyncio.run(go())
+    assert [r.verdict for r in results] == [Verdict.OK] * 12
+    assert accepted == {"127.0.0.1": 6, "127.0.0.2": 6}
+
+
 @pytest.mark.parametrize("idle_limit, all_ok", [(0.1, True), (60.0, False)])
 def test_a_connection_left_idle_too_long_is_made_again(
     monkeypatch: pytest.MonkeyPatch, idle_limit: float, all_ok: bool
 ) -> None:
     """Connections opened at once for a new host wait for their conversation slots; one that
     waited past `IDLE_LIMIT` is made again, so a server that drops silent clients sees none.
-    With the limit out of the way, the same run finds dropped connections: the test can fail."""
+    With the limit out of the way, the same run finds dropped connections: the test can fail.
+    (They are opened at once when the host's first connection, here to a closed port, did
+    not show it answering.)"""
     monkeypatch.setattr(gates, "IDLE_LIMIT", idle_limit)
 
     async def go() -> list[Result]:
         async with serve_many(pop3(patience=0.4, pause=0.3), TWO_HOSTS[:1]) as port:
-            entries = plain_rows(port, 4)
+            closed = row("pop3", unused_port(), key="closed", tls=TlsMode.NONE)
+            entries = [closed, *plain_rows(port, 4)]
             limits = Limits(concurrency=1, per_host=1)
             return await check_async(list(TWO_HOSTS[:1]), entries=entries, limits=limits)
 
     verdicts = [r.verdict for r in asyncio.run(go())]
-    assert (verdicts == [Verdict.OK] * 4) is all_ok, verdicts
+    assert verdicts[0] is Verdict.REFUSED
+    assert (verdicts[1:] == [Verdict.OK] * 4) is all_ok, verdicts
 
 
 def test_results_follow_targets_then_catalog_not_completion_order() -> None:

@@ -12,6 +12,8 @@ from portcall.probing.gates import (
     Slot,
     connection_slot,
     conversation_slot,
+    first_contact,
+    first_contact_made,
     host_answered,
     host_pace,
     paced,
@@ -111,14 +113,20 @@ async def converse(connection: Connection, handshake: Handshake) -> Conversation
         return await _exchange(connection, handshake)
     progress = _Progress()
     stream: Stream | None = None
+    scout = False
     try:
+        scout = await first_contact()
         if not host_answered():
             # The first connections to a host go under the wide gate only, so that a host
             # dropping SYNs costs one timeout for all its ports at once. One that connects
             # when too many wait for a conversation slot already is closed and made again
             # inside one: idle connections must not pile up on servers that limit them.
             async with connection_slot():
-                stream = await _connect(connection, progress)
+                try:
+                    stream = await _connect(connection, progress)
+                finally:
+                    if scout:
+                        first_contact_made()
                 async with slot_for_open_connection() as slot:
                     if slot is Slot.STALE:
                         stale, stream = stream, None
@@ -142,6 +150,8 @@ async def converse(connection: Connection, handshake: Handshake) -> Conversation
             exc, progress.phase, first, progress.timeout, connection.address, expected
         ) from exc
     finally:
+        if scout:
+            first_contact_made()  # also when the probe ended before its connection did
         if stream is not None:
             await stream.close()
 

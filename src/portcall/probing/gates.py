@@ -7,11 +7,12 @@ limit): a firewall that drops SYNs then costs one or two timeouts for a whole /2
 costs CPU here and on the server, so it waits for a slot of its host (`per_host`, taken first,
 so that one busy host cannot hold global slots it cannot use) and then a global one
 (`concurrency`). Connections to a host that has answered before are made inside a
-conversation slot; the first ones to a host are attempted freely, and one that connects when
-no conversation slot is free is closed and made again later, so that no server sees more idle
-connections than the limits allow; one that waited longer than `IDLE_LIMIT` is made again too,
-as servers close clients that stay silent. The wait for a slot is not counted against any
-timeout.
+conversation slot. The first connection to a host is made by one probe alone (`first_contact`);
+if the host has not answered it within `SCOUT_PATIENCE`, its other probes are attempted
+freely, and one that connects when no conversation slot is free is closed and made again
+later, so that no server sees more idle connections than the limits allow; one that waited
+longer than `IDLE_LIMIT` is made again too, as servers close clients that stay silent. The
+wait for a slot is not counted against any timeout.
 
 Connection timeouts adapt to each host: once a host has answered a connection, later attempts
 on it wait `RTT_FACTOR` times its slowest connect, but never less than `CONNECT_FLOOR` seconds
@@ -45,9 +46,12 @@ FD_MARGIN: Final = 16
 
 @dataclass
 class HostPace:
-    """What portcall has measured of one host: its slowest connect so far."""
+    """What portcall has measured of one host: its slowest connect so far, and whether its
+    first connection is under way (`first_contact`)."""
 
     slowest: float | None = None
+    #: Done once the first connection to the host was made or failed; None before it began.
+    scout: asyncio.Future[None] | None = None
 
     def observe(self, seconds: float) -> None:
         self.slowest = seconds if self.slowest is None else max(self.slowest, seconds)
@@ -241,6 +245,11 @@ class Slot(Enum):
     NONE = "none"
 
 
+#: Seconds the probes of a host wait for its first connection (`first_contact`) before they
+#: connect at once anyway: a host that answers at all answers a SYN well within it, one
+#: that drops SYNs then costs this much more than the timeout.
+SCOUT_PATIENCE = 0.5
+
 #: Seconds an open connection may wait, silent, for its conversation: servers close clients
 #: that say nothing (INN's nnrpd after 10 s, Postfix under stress after 10 s), so one kept
 #: longer is made again rather than found closed.
@@ -280,6 +289,35 @@ async def slot_for_open_connection() -> AsyncIterator[Slot]:
     finally:
         gates.conversations.release()
         gates.per_host.release()
+
+
+async def first_contact() -> bool:
+    """Before connecting to a host that has not answered yet: True for the probe that makes
+    the first connection to it (the scout), which must call `first_contact_made` once that
+    connection is made or has failed. The host's other probes wait until then, for at most
+    `SCOUT_PATIENCE`: if it answered, they connect inside conversation slots as to any host
+    that answered; if not, or not yet, they connect at once, all of them, so that a host
+    dropping SYNs costs one timeout and a little more, not one per conversation slot.
+    Without this, every probe of a run's first hosts connected before any had answered, and
+    most of those connections found no conversation slot free and were made a second time."""
+    pace = host_pace()
+    if pace is None or pace.slowest is not None:
+        return False
+    if pace.scout is None:
+        pace.scout = asyncio.get_running_loop().create_future()
+        return True
+    if not pace.scout.done():
+        # Shielded: one waiter cancelled or out of patience leaves the future to the rest.
+        with waiting(), contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(pace.scout), SCOUT_PATIENCE)
+    return False
+
+
+def first_contact_made() -> None:
+    """The scout's connection is made, or has failed (see `first_contact`)."""
+    pace = host_pace()
+    if pace is not None and pace.scout is not None and not pace.scout.done():
+        pace.scout.set_result(None)
 
 
 def host_answered() -> bool:
