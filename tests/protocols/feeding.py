@@ -12,6 +12,7 @@ from portcall.protocols.base import (
     NEED_DATA,
     Done,
     Handshake,
+    Pause,
     RemoteProtocolError,
     Send,
     ServerHandshake,
@@ -38,6 +39,8 @@ def feed_client(
                 return event
             if isinstance(event, StartTLS):
                 hs.tls_started()
+            elif isinstance(event, Pause):
+                continue  # no time passes here
             elif event is NEED_DATA:
                 hs.receive_data(next(pending, b""))
             else:

@@ -16,6 +16,7 @@ from portcall.protocols import CLIENTS, client_for
 from portcall.protocols.base import (
     Done,
     Handshake,
+    Pause,
     ProbeOptions,
     RemoteProtocolError,
     Send,
@@ -69,7 +70,7 @@ def run(hs: Handshake, data: bytes, rng: random.Random) -> None:
             return
         if isinstance(event, StartTLS):
             hs.tls_started()
-        elif not isinstance(event, Send):
+        elif not isinstance(event, Send | Pause):
             hs.receive_data(chunks.pop(0) if chunks else b"")
     raise AssertionError("the handshake neither finished nor failed")
 

@@ -10,6 +10,8 @@ from pyasn1_modules import rfc2251
 from portcall.protocols.base import (
     NEED_DATA,
     Done,
+    Event,
+    Pause,
     PeerClosed,
     ProbeOptions,
     ReplyTooLong,
@@ -24,6 +26,7 @@ from portcall.protocols.ldap import (
     LdapClient,
     product_from_rootdse,
 )
+from portcall.protocols.ldap.client import STARTTLS_TRIES
 from tests.protocols.transcript import EOF_, TLS, C, S, play, play_both_ways
 
 with warnings.catch_warnings():
@@ -350,11 +353,25 @@ def test_starttls_is_asked_again_when_the_search_was_not_yet_put_away() -> None:
 
 
 def test_outstanding_operations_said_every_time_is_the_answer() -> None:
+    """Each new request comes after a longer pause (a loaded server may need milliseconds to
+    put the search away); after the last one the refusal is the answer."""
     steps = [SEARCH, S(entry(1, OPENLDAP) + done(1))]
-    for message_id in (2, 3, 4):
+    for message_id in range(2, 2 + STARTTLS_TRIES):
         steps += [C(starttls_request(message_id)), S(extended(message_id, 1, OUTSTANDING))]
+    client = starttls_client()
+    pauses: list[float] = []
+    next_event = client.next_event
+
+    def recorded() -> Event:
+        event = next_event()
+        if isinstance(event, Pause):
+            pauses.append(event.seconds)
+        return event
+
+    client.next_event = recorded  # type: ignore[method-assign]
     with pytest.raises(StartTLSUnavailable, match="operations are outstanding"):
-        play(starttls_client(), steps)
+        play(client, steps)
+    assert pauses == [0.02, 0.04, 0.08, 0.16]
 
 
 def test_refused_search_is_still_ldap() -> None:

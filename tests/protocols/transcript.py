@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from portcall.protocols.base import NEED_DATA, Done, Handshake, Send, ServiceInfo, StartTLS
+from portcall.protocols.base import NEED_DATA, Done, Handshake, Pause, Send, ServiceInfo, StartTLS
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,8 @@ def play(hs: Handshake, steps: list[Step], *, byte_at_a_time: bool = False) -> S
             step = pending.pop(0)
             assert isinstance(step, C), f"client sent {event.data!r} where {step!r} was due"
             assert event.data == step.data, f"client sent {event.data!r}, expected {step.data!r}"
+        elif isinstance(event, Pause):
+            continue  # no time passes in a transcript
         elif isinstance(event, StartTLS):
             step = pending.pop(0) if pending else None
             assert step is TLS, f"client asked for TLS where {step!r} was due"

@@ -10,13 +10,22 @@ from __future__ import annotations
 
 import socket
 import ssl
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import ldap3
 import pytest
 
-from portcall.protocols.base import Done, Handshake, ProbeOptions, Send, ServiceInfo, StartTLS
+from portcall.protocols.base import (
+    Done,
+    Handshake,
+    Pause,
+    ProbeOptions,
+    Send,
+    ServiceInfo,
+    StartTLS,
+)
 from portcall.protocols.http import HttpClient
 from portcall.protocols.ldap import LdapClient
 from portcall.protocols.routing import RoutingClient
@@ -59,6 +68,8 @@ def ask(hs: Handshake, port: int, tls: ssl.SSLContext, *, implicit: bool = False
             elif isinstance(event, StartTLS):
                 sock = tls.wrap_socket(sock, server_hostname=LOOPBACK)
                 hs.tls_started()
+            elif isinstance(event, Pause):
+                time.sleep(event.seconds)
             else:
                 hs.receive_data(sock.recv(65536))
         return event.info

@@ -24,6 +24,7 @@ from portcall.protocols.base import (
     Done,
     Handshake,
     LocalProtocolError,
+    Pause,
     RemoteProtocolError,
     Send,
     ServiceInfo,
@@ -209,6 +210,8 @@ async def _pump(
             return event.info, tls
         if isinstance(event, Send):
             await stream.send(event.data)
+        elif isinstance(event, Pause):
+            await asyncio.sleep(event.seconds)
         elif isinstance(event, StartTLS):
             if connection.raw_hello is not None:
                 progress.phase = Phase.TLS
@@ -242,6 +245,8 @@ async def _exchange(connection: Connection, handshake: Handshake) -> Conversatio
                     return Conversation(event.info, None, dict(datagrams.timings))
                 if isinstance(event, Send):
                     await datagrams.send(event.data)
+                elif isinstance(event, Pause):
+                    await asyncio.sleep(event.seconds)
                 elif isinstance(event, StartTLS):
                     raise LocalProtocolError("TLS over UDP is not something portcall speaks")
                 else:

@@ -49,6 +49,14 @@ class StartTLS:
     pass
 
 
+@dataclass(frozen=True)
+class Pause:
+    """Wait this many seconds before the next step: a server that asked to be asked again
+    later (slapd's "operations outstanding") is not asked again at once."""
+
+    seconds: float
+
+
 @dataclass
 class ServiceInfo:
     """What a handshake learnt about the service that answered."""
@@ -68,7 +76,7 @@ class Done:
     info: ServiceInfo
 
 
-Event = _NeedData | Send | StartTLS | Done
+Event = _NeedData | Send | StartTLS | Pause | Done
 Steps = Generator[Event, None, ServiceInfo]
 
 

@@ -9,6 +9,7 @@ from typing import Final
 from portcall.protocols.base import (
     Event,
     Handshake,
+    Pause,
     ProbeOptions,
     Send,
     ServiceInfo,
@@ -39,8 +40,10 @@ from portcall.protocols.peertext import quoted
 MAX_SEARCH_MESSAGES: Final = 8
 #: Unsolicited notifications other than a disconnection that we skip before giving up.
 MAX_UNSOLICITED: Final = 8
-#: StartTLS requests sent at most while the server says operations are outstanding.
-STARTTLS_TRIES: Final = 3
+#: StartTLS requests sent at most while the server says operations are outstanding, and the
+#: pause before the second one, doubled before each after it (0.3 s in all at most).
+STARTTLS_TRIES: Final = 5
+STARTTLS_PAUSE: Final = 0.02
 
 #: DC functional levels (MS-ADTS 6.1.4.2, msDS-Behavior-Version); 1 is a domain/forest level
 #: only. Level 7 is what 2016, 2019 and 2022 all report.
@@ -174,8 +177,11 @@ class LdapClient(Handshake):
     def _ask_starttls(self) -> Generator[Event, None, LdapResult]:
         """The answer to StartTLS. "Operations outstanding" (RFC 4511 section 4.14.1) cannot be
         true once the search's done has come: a busy slapd says it when StartTLS arrives
-        before it has put the search away. The request is then made again, a few times."""
-        for _ in range(STARTTLS_TRIES):
+        before it has put the search away. The request is then made again, a few times,
+        after a pause that grows: a loaded server may take milliseconds to get there."""
+        for attempt in range(STARTTLS_TRIES):
+            if attempt:
+                yield Pause(STARTTLS_PAUSE * 2 ** (attempt - 1))
             message_id = self._new_id()
             yield Send(starttls_request(message_id))
             reply = yield from self._read_reply(message_id)
