@@ -9,8 +9,10 @@ every TLS probe meets an untrusted chain, as the goal is stated.
 CPU per probe is the check's user + system time less the CPU of a start-up that loads the
 same modules and probes nothing (`portcall check --help`), divided by the probes; what else a
 run costs whatever its size (the trust store, the first use of each module) is spread over
-256 hosts. Ports that are not `ok` are printed with their reasons. The rows go into
-bench/RESULTS.md. Run as root:
+256 hosts. Ports that are not `ok` are printed with their reasons. Where `perf` is installed,
+one more run of all 17 ports is sampled by it, and its CPU split by library: the
+Python interpreter (portcall's code, asyncio, the standard library), OpenSSL, the kernel and
+the C library. The rows go into bench/RESULTS.md. Run as root:
 `python3 bench/real_daemons.py [--runs N] [--hosts N] [--large N]`.
 """
 
@@ -18,7 +20,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
+import shutil
 import statistics
+import subprocess
 import sys
 import time
 from collections import Counter
@@ -42,6 +47,13 @@ KINDS = {
     "all 17": "",
 }
 TIME = ["/usr/bin/time", "-f", "%e %U %S %M"]
+#: Libraries by what they are, first match wins: a substring of the name perf gives them.
+LIBRARIES = (
+    ("the Python interpreter: portcall, asyncio, the standard library", ("python",)),
+    ("OpenSSL: handshakes, records", ("libcrypto", "libssl")),
+    ("the kernel: system calls, loopback TCP", ("[kernel",)),
+    ("the C library: memory, copies, locks", ("libc.so", "libc-")),
+)
 
 
 def addresses(count: int) -> list[str]:
@@ -94,7 +106,29 @@ def main() -> None:
             found = verdicts(out)
             sizes.append((hosts, wall, cpu - startup, (cpu - startup) / (hosts * 17) * 1000,
                           rss / 1024, found))  # fmt: skip
-    write(args, startup, kinds, sizes)
+    split = libraries(lab, check(lab, args.hosts, "")) if shutil.which("perf") else []
+    write(args, startup, kinds, sizes, split)
+
+
+def libraries(lab: Lab, argv: list[str]) -> list[tuple[str, float]]:
+    """The check's CPU samples (perf, 999 a second) by library, as shares."""
+    data = lab.workdir / "perf.data"
+    lab.run(["perf", "record", "-q", "-F", "999", "-o", str(data), "--", *argv], timeout=1800)
+    report = subprocess.run(
+        ["perf", "report", "-i", str(data), "--sort", "dso", "--stdio"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    shares: Counter[str] = Counter()
+    for line in report.splitlines():
+        found = re.match(r"\s*([\d.]+)%\s+(\S+)", line)
+        if found is None:
+            continue
+        share, library = float(found.group(1)), found.group(2)
+        kind = next((k for k, names in LIBRARIES if any(n in library for n in names)), None)
+        shares[kind or "other: extension modules (json, cryptography, asyncio's C parts)"] += share
+    return sorted(shares.items(), key=lambda kv: -kv[1])
 
 
 def _cpu(
@@ -111,6 +145,7 @@ def write(
     startup: float,
     kinds: list[tuple[str, int, float, float, Counter[str]]],
     sizes: list[tuple[int, float, float, float, float, Counter[str]]],
+    split: list[tuple[str, float]],
 ) -> None:
     lines = [
         f"The interop lab's daemons (OpenLDAP, Postfix, Dovecot, INN, nginx; portcall's "
@@ -137,6 +172,16 @@ def write(
             f"| {hosts} | {wall:.1f} | {cpu:.2f} | {per_probe:.2f} | {rss:.0f} | "
             f"{_summary(found)} |"
         )
+    if split:
+        lines += [
+            "",
+            f"Where the CPU of one more run of all 17 ports at {args.hosts} hosts goes, by "
+            "library (`perf record`, 999 samples a second):",
+            "",
+            "| library | share |",
+            "|---|---|",
+        ]
+        lines += [f"| {library} | {share:.0f} % |" for library, share in split]
     write_section("real daemons: CPU per probe by kind of port, and many hosts", lines)
 
 
