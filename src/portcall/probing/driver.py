@@ -118,8 +118,9 @@ async def converse(connection: Connection, handshake: Handshake) -> Conversation
     try:
         scout = await first_contact()
         if not host_answered():
-            # The first connections to a host go under the wide gate only, so that a host
-            # dropping SYNs costs one timeout for all its ports at once. One that connects
+            # The first connections to a host (the scout's, and the others' when it did not
+            # answer in time: `gates.first_contact`) go under the wide gate only, so that a
+            # host dropping SYNs costs one timeout for all its ports at once. One that connects
             # when too many wait for a conversation slot already is closed and made again
             # inside one: idle connections must not pile up on servers that limit them.
             async with connection_slot():
