@@ -85,23 +85,6 @@ DOCUMENT_LIMIT = 8192
 def inert_tree(value: Any, limit: int = DOCUMENT_LIMIT) -> Any:
     """`value` (dicts, lists and scalars, as bound for JSON) with every string made inert, so
     that a consumer printing a field (``jq -r``) prints no control or invisible character."""
-    kind = type(value)
-    if kind is str:
-        return value if is_plain(value, limit) else inert(value, limit)
-    if kind is dict:
-        return {
-            (k if type(k) is str and is_plain(k, limit) else inert(k, limit)): inert_tree(v, limit)
-            for k, v in value.items()
-        }
-    if kind is list or kind is tuple:
-        return [inert_tree(item, limit) for item in value]
-    if value is None or kind is int or kind is float or kind is bool:
-        return value
-    return _inert_other(value, limit)
-
-
-def _inert_other(value: Any, limit: int) -> Any:
-    """`inert_tree` for subclasses of the JSON types (a str enum, an OrderedDict)."""
     if isinstance(value, str):
         return inert(value, limit)
     if isinstance(value, dict):
