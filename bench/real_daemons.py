@@ -10,7 +10,10 @@ One run of all 17 ports warms the daemons up first and is not counted. CPU per p
 check's user + system time less the CPU of a start-up that loads the
 same modules and probes nothing (`portcall check --help`), divided by the probes; what else a
 run costs whatever its size (the trust store, the first use of each module) is spread over
-256 hosts. Ports that are not `ok` are printed with their reasons. Where `perf` is installed,
+256 hosts. The marginal CPU per probe leaves that out too: a run of one host on the same
+ports is the start-up, and the probes beyond it cost the difference. The row of all 17 ports
+is measured once more on asyncio's own event loop (`PORTCALL_LOOP=asyncio`), beside the
+default uvloop. Ports that are not `ok` are printed with their reasons. Where `perf` is installed,
 one more run of all 17 ports is sampled by it, and its CPU split by library: the
 Python interpreter (portcall's code, asyncio, the standard library), OpenSSL, the kernel and
 the C library. The rows go into bench/RESULTS.md. Run as root:
@@ -28,6 +31,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -36,6 +40,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 from results import write_section  # noqa: E402
 
+from portcall.probing.loop import LOOP_VARIABLE, loop_name  # noqa: E402
 from tests.interop.lab.farm import mail_server_farm  # noqa: E402
 from tests.interop.lab.lab import Lab  # noqa: E402
 
@@ -50,7 +55,7 @@ KINDS = {
 TIME = ["/usr/bin/time", "-f", "%e %U %S %M"]
 #: Libraries by what they are, first match wins: a substring of the name perf gives them.
 LIBRARIES = (
-    ("the Python interpreter: portcall, asyncio, the standard library", ("python",)),
+    ("the Python interpreter: portcall, asyncio, the standard library", ("libpython", "python3")),
     ("OpenSSL: handshakes, records", ("libcrypto", "libssl")),
     ("the kernel: system calls, loopback TCP", ("[kernel",)),
     ("the C library: memory, copies, locks", ("libc.so", "libc-")),
@@ -61,9 +66,11 @@ def addresses(count: int) -> list[str]:
     return [f"127.0.{1 + n // 256}.{n % 256}" for n in range(count)]
 
 
-def measured(lab: Lab, argv: list[str]) -> tuple[float, float, int, str]:
+def measured(
+    lab: Lab, argv: list[str], env: Mapping[str, str] | None = None
+) -> tuple[float, float, int, str]:
     """Wall seconds, CPU seconds, peak RSS in KB, and standard output."""
-    done = lab.run([*TIME, *argv], timeout=1800)
+    done = lab.run([*TIME, *argv], env=env, timeout=1800)
     wall, user, system, rss = done.stderr.strip().splitlines()[-1].split()
     if done.returncode not in (0, 1, 2):
         raise RuntimeError(f"check failed ({done.returncode}): {done.stderr[-2000:]}")
@@ -103,8 +110,9 @@ def main() -> None:
         # the first flood, which would otherwise weigh on whichever kind of port came first.
         measured(lab, check(lab, args.hosts, ""))
         for kind, ports in KINDS.items():
-            probes, cpu, found = _cpu(lab, args, args.hosts, ports)
-            kinds.append((kind, probes, cpu - startup, (cpu - startup) / probes * 1000, found))
+            kinds.append(_kind(lab, args, kind, ports, startup))
+        asyncio_loop = {LOOP_VARIABLE: "asyncio"}
+        kinds.append(_kind(lab, args, "all 17, on asyncio's loop", "", startup, asyncio_loop))
         for hosts in args.large:
             wall, cpu, rss, out = measured(lab, check(lab, hosts, ""))
             found = verdicts(out)
@@ -131,15 +139,39 @@ def libraries(lab: Lab, argv: list[str]) -> list[tuple[str, float]]:
             continue
         share, library = float(found.group(1)), found.group(2)
         kind = next((k for k, names in LIBRARIES if any(n in library for n in names)), None)
-        shares[kind or "other: extension modules (json, cryptography, asyncio's C parts)"] += share
+        other = "other: extension modules (uvloop, json, cryptography, asyncio's C parts)"
+        shares[kind or other] += share
     return sorted(shares.items(), key=lambda kv: -kv[1])
 
 
+Kind = tuple[str, int, float, float, float, Counter[str]]
+
+
+def _kind(
+    lab: Lab,
+    args: argparse.Namespace,
+    kind: str,
+    ports: str,
+    startup: float,
+    env: Mapping[str, str] | None = None,
+) -> Kind:
+    """A row: probes, CPU s less the start-up, CPU ms per probe, marginal CPU ms per probe
+    (beyond a run of one host), and the verdicts."""
+    probes, cpu, found = _cpu(lab, args, args.hosts, ports, env)
+    one, cpu_one, _ = _cpu(lab, args, 1, ports, env)
+    marginal = (cpu - cpu_one) / (probes - one) * 1000
+    return kind, probes, cpu - startup, (cpu - startup) / probes * 1000, marginal, found
+
+
 def _cpu(
-    lab: Lab, args: argparse.Namespace, hosts: int, ports: str
+    lab: Lab,
+    args: argparse.Namespace,
+    hosts: int,
+    ports: str,
+    env: Mapping[str, str] | None = None,
 ) -> tuple[int, float, Counter[str]]:
     """Probes, median CPU seconds, and the verdicts of `args.runs` runs on `hosts` hosts."""
-    runs = [measured(lab, check(lab, hosts, ports)) for _ in range(args.runs)]
+    runs = [measured(lab, check(lab, hosts, ports), env) for _ in range(args.runs)]
     found = verdicts(runs[-1][3])
     return sum(found.values()), statistics.median(run[1] for run in runs), found
 
@@ -147,7 +179,7 @@ def _cpu(
 def write(
     args: argparse.Namespace,
     startup: float,
-    kinds: list[tuple[str, int, float, float, Counter[str]]],
+    kinds: list[Kind],
     sizes: list[tuple[int, float, float, float, float, Counter[str]]],
     split: list[tuple[str, float]],
 ) -> None:
@@ -159,14 +191,18 @@ def write(
         f"{datetime.now(UTC):%Y-%m-%d}, after one run of all 17 ports that warms the daemons up "
         f"and is not counted. CPU is the check's user + system time less a start-up "
         f"that loads the same modules ({startup:.2f} s); its system time includes the kernel's "
-        f"loopback work for the daemons. Runs differ by 10 to 20 %: the daemons and the check "
-        f"share the cores.",
+        f"loopback work for the daemons. The marginal CPU is that of the probes beyond a run "
+        f"of one host on the same ports. The event loop is {loop_name()} unless the row says "
+        f"otherwise. Runs differ by 10 to 20 %: the daemons and the check share the cores.",
         "",
-        "| ports | probes | CPU s | CPU ms per probe | verdicts |",
-        "|---|---|---|---|---|",
+        "| ports | probes | CPU s | CPU ms per probe | marginal CPU ms per probe | verdicts |",
+        "|---|---|---|---|---|---|",
     ]
-    for kind, probes, cpu, per_probe, found in kinds:
-        lines.append(f"| {kind} | {probes} | {cpu:.2f} | {per_probe:.2f} | {_summary(found)} |")
+    for kind, probes, cpu, per_probe, marginal, found in kinds:
+        lines.append(
+            f"| {kind} | {probes} | {cpu:.2f} | {per_probe:.2f} | {marginal:.2f} | "
+            f"{_summary(found)} |"
+        )
     lines += [
         "",
         "| hosts x 17 ports | wall s | CPU s | CPU ms per probe | peak RSS MB | verdicts |",

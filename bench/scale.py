@@ -143,12 +143,16 @@ def main() -> None:
             listener.wait(10)
         subprocess.run(["ip", "netns", "del", name], check=False)
         shutil.rmtree(work, ignore_errors=True)
+    sys.path.insert(0, str(ROOT / "src"))
+    from portcall.probing.loop import loop_name
+
     lines = [
         f"`portcall listen --workers {WORKERS}` serving 17 ports on every address of a network "
         f"namespace; targets given with `-iL`; default options (concurrency 64, 8 per host); "
         f"{args.runs} runs each in one invocation of `bench/scale.py` on "
         f"{datetime.now(UTC):%Y-%m-%d}. CPU is the check's user + system time less its "
-        f"start-up ({startup:.2f} s); the responder shares the machine's 2 cores.",
+        f"start-up ({startup:.2f} s); the responder shares the machine's 2 cores. The check's "
+        f"event loop is {loop_name()}.",
         "",
         "| hosts x ports | tool | median wall s | runs (s) | CPU s | CPU ms per probe | "
         "peak RSS MB | verdicts |",

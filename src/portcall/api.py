@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterable
 from typing import Any
 
 from portcall.catalog import Catalog, PortEntry, load_catalog
+from portcall.probing import loop
 from portcall.probing.probe import Settings
 from portcall.probing.scheduler import Limits, ResultHook, run_checks
 from portcall.probing.targets import Target, parse_targets
@@ -45,4 +45,4 @@ async def check_async(
 
 def check(targets: list[str], **options: Any) -> list[Result]:
     """Synchronous `check_async`, for scripts; takes the same keyword arguments."""
-    return asyncio.run(check_async(targets, **options))
+    return loop.run(check_async(targets, **options))

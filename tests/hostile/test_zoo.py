@@ -22,12 +22,16 @@ import pytest
 
 from portcall.api import check_async
 from portcall.catalog import PortEntry, TlsMode, load_catalog
+from portcall.probing.loop import run as on_loop
 from portcall.probing.probe import PROBE_BUDGET, Settings
 from portcall.probing.scheduler import Limits
 from portcall.report.terminal import render
 from portcall.responders.server import Responder, ResponderConfig
 from portcall.verdicts import FindingCode, Result, Verdict
 from tests.probing.servers import held, pop3, serve
+
+#: Every test here runs on asyncio's event loop and on uvloop's.
+pytestmark = pytest.mark.usefixtures("each_loop")
 
 TIMEOUT: Final = 1.0
 #: What one probe may take: its budget of timeouts, plus scheduling slack on a busy machine.
@@ -263,11 +267,11 @@ def check_zoo(zoo: dict[str, int], names: list[str]) -> Run:
         async with asyncio.timeout(3 * BUDGET):
             return await _check(zoo, names)
 
-    return asyncio.run(bounded())
+    return on_loop(bounded())
 
 
 @pytest.fixture(scope="module")
-def together(zoo: dict[str, int]) -> Run:
+def together(zoo: dict[str, int], each_loop: str) -> Run:
     """One check run of every case not probed alone, side by side with the healthy ports."""
     return check_zoo(zoo, TOGETHER)
 

@@ -21,6 +21,7 @@ from cryptography import x509
 
 from portcall.catalog import PortEntry, load_catalog
 from portcall.probing.errors import Phase, ProbeFailure, Sighting, classify, sighted
+from portcall.probing.loop import run as on_loop
 from portcall.probing.probe import PROBE_BUDGET, UNVERIFIED_CHAIN, Endpoint, Settings, probe
 from portcall.report.json_report import result_to_dict
 from portcall.tls.facts import LegacyCause
@@ -39,6 +40,9 @@ from tests.tls.fakes import (
     read_record,
     tls10_server_context,
 )
+
+#: Every test here runs on asyncio's event loop and on uvloop's.
+pytestmark = pytest.mark.usefixtures("each_loop")
 
 CATALOG = load_catalog()
 LOCAL = Endpoint("127.0.0.1", "127.0.0.1", is_address=True)
@@ -123,7 +127,7 @@ def run(coroutine: Awaitable[Result]) -> Result:
     async def go() -> Result:
         return await coroutine
 
-    return asyncio.run(go())
+    return on_loop(go())
 
 
 def legacy_message(result: Result) -> str:
@@ -149,7 +153,7 @@ def test_version_intolerant_implicit_tls_gets_the_tls1_fallback(
             async with listening(front) as port:
                 return await probe(LOCAL, row("pop3s", port), lab.settings())
 
-    result = asyncio.run(go())
+    result = on_loop(go())
     assert front is not None and front.dropped == 1 and front.passed == 1
     assert result.verdict is Verdict.OK, result.reason
     assert result.tls is not None and result.tls.version == "TLSv1"
@@ -189,7 +193,7 @@ def test_a_drop_the_fallback_disproves_is_reported_as_the_drop(lab: Lab, leaf: I
         async with listening(handler) as port:
             return await probe(LOCAL, row("pop3s", port), lab.settings())
 
-    result = asyncio.run(go())
+    result = on_loop(go())
     assert hellos[0] > TLS10 and hellos[1:] == [TLS10]
     assert result.verdict is Verdict.TLS_FAILED, result.reason
     assert "reset" in result.reason and "protocol_version" not in result.reason, result.reason
@@ -206,7 +210,7 @@ def test_version_intolerant_starttls_gets_the_tls1_fallback(lab: Lab, leaf: Issu
             async with listening(front) as port:
                 return await probe(LOCAL, row("smtp", port), lab.settings())
 
-    result = asyncio.run(go())
+    result = on_loop(go())
     assert front is not None and (front.dropped, front.passed) == (1, 1)
     assert result.verdict is Verdict.OK, result.reason
     assert result.protocol == "smtp" and result.details.get("starttls_offered") is True
@@ -227,7 +231,7 @@ def test_the_fallback_hello_offers_nothing_newer_than_tls1(lab: Lab, leaf: Issue
         async with listening(reset_all) as port:
             return await probe(LOCAL, row("pop3s", port), lab.settings(timeout=1.0))
 
-    result = asyncio.run(go())
+    result = on_loop(go())
     assert result.verdict is Verdict.TLS_FAILED
     assert "reset during the TLS handshake" in result.reason
     from tests.tls.fakes import parse_client_hello
@@ -251,7 +255,7 @@ def test_rc4_only_implicit_tls_reports_the_certificate_and_tls_failed(
         async with listening(fake) as port:
             return await probe(LOCAL, row("imaps", port), lab.settings())
 
-    result = asyncio.run(go())
+    result = on_loop(go())
     # OpenSSL's two hellos got the alert; portcall's own got the certificate.
     assert fake.answered == 1 and len(fake.hellos) == 3
     assert result.verdict is Verdict.TLS_FAILED
@@ -284,7 +288,7 @@ def test_3des_only_starttls_is_ok_with_the_certificate(lab: Lab, leaf: Issued) -
         async with listening(smtp(fake)) as port:
             return await probe(LOCAL, row("smtp", port), lab.settings())
 
-    result = asyncio.run(go())
+    result = on_loop(go())
     assert fake.answered == 1
     assert result.verdict is Verdict.OK, result.reason
     assert result.banner == "220 mail.example.com ESMTP Test ready"
@@ -303,7 +307,7 @@ def test_rc4_only_tls_on_a_plaintext_port_is_named_tls(lab: Lab, leaf: Issued) -
         async with listening(fake) as port:
             return await probe(LOCAL, row("smtp", port), lab.settings(timeout=0.5))
 
-    result = asyncio.run(go())
+    result = on_loop(go())
     assert fake.answered == 1
     assert result.verdict is Verdict.WRONG_PROTOCOL
     assert "TLS (TLSv1) answered from the first byte" in result.reason
@@ -317,7 +321,7 @@ def test_a_server_refusing_every_suite_is_tls_failed_with_the_alert(lab: Lab) ->
         async with listening(fake) as port:
             return await probe(LOCAL, row("pop3s", port), lab.settings(timeout=1.0))
 
-    result = asyncio.run(go())
+    result = on_loop(go())
     assert len(fake.hellos) == 3 and fake.answered == 0
     assert result.verdict is Verdict.TLS_FAILED
     assert "handshake_failure alert" in result.reason
@@ -346,7 +350,7 @@ def test_the_raw_hello_shares_the_probe_budget(lab: Lab) -> None:
             return await probe(LOCAL, row("pop3s", port), lab.settings(timeout=timeout))
 
     started = time.perf_counter()
-    result = asyncio.run(go())
+    result = on_loop(go())
     elapsed = time.perf_counter() - started
     assert result.verdict is Verdict.SILENT
     assert elapsed < timeout * PROBE_BUDGET + 0.5
@@ -419,7 +423,7 @@ def test_a_weak_chain_on_tls12_names_the_weakness_not_the_protocol(
         async with serve(pop3(), context) as port:
             return await probe(LOCAL, row("pop3s", port), lab.settings())
 
-    result = asyncio.run(go())
+    result = on_loop(go())
     assert result.verdict is Verdict.OK, result.reason
     assert result.tls is not None and result.tls.version == "TLSv1.2"
     assert result.tls.legacy_causes == [cause]
@@ -433,7 +437,7 @@ def test_a_tls1_only_server_keeps_the_enable_tls12_advice(lab: Lab, leaf: Issued
     # A blocking server: it sends its protocol_version alert, as Schannel and OpenSSL do.
     context = tls10_server_context(*lab.files(leaf, "plain10"))
     with blocking_pop3s(context) as port:
-        result = asyncio.run(probe(LOCAL, row("pop3s", port), lab.settings()))
+        result = on_loop(probe(LOCAL, row("pop3s", port), lab.settings()))
     assert result.verdict is Verdict.OK, result.reason
     assert result.tls is not None and result.tls.legacy_causes == [LegacyCause.PROTOCOL]
     assert legacy_message(result).startswith("only legacy TLS works (TLSv1, ")

@@ -5,6 +5,7 @@ is tested branch by branch at the end."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import errno
 import gc
@@ -13,6 +14,7 @@ import socket
 import ssl
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,6 +26,7 @@ from portcall.api import check_async
 from portcall.catalog import PortEntry, TlsMode, load_catalog
 from portcall.probing import gates
 from portcall.probing.errors import Phase, ProbeFailure, classify
+from portcall.probing.loop import run as on_loop
 from portcall.probing.probe import Endpoint, Settings, probe
 from portcall.probing.scheduler import Limits
 from portcall.probing.stream import Stream, forget_frames
@@ -52,6 +55,9 @@ from tests.probing.servers import (
     unused_port,
 )
 from tests.tls.conftest import Issued, issue, make_ca
+
+#: Every test here runs on asyncio's event loop and on uvloop's.
+pytestmark = pytest.mark.usefixtures("each_loop")
 
 CATALOG = load_catalog()
 LOCAL = Endpoint("127.0.0.1", "127.0.0.1", is_address=True)
@@ -113,7 +119,7 @@ def run_probe(
         async with serve(handler, tls) as port:
             return await probe(LOCAL, row(key, port, **changes), settings), port
 
-    return asyncio.run(go())
+    return on_loop(go())
 
 
 # -- ok ------------------------------------------------------------------------------------
@@ -149,7 +155,7 @@ def test_closed_tls_connections_leave_no_cycle_behind(pki: LoopbackPki) -> None:
     gc.collect()
     gc.disable()
     try:
-        results = asyncio.run(go())
+        results = on_loop(go())
         gc.set_debug(gc.DEBUG_SAVEALL)
         gc.collect()
         # The test's own server is in this process too: its side is not ours to judge.
@@ -192,7 +198,7 @@ def test_optional_starttls_missing_is_still_ok(pki: LoopbackPki) -> None:
 
 def test_unused_port_is_refused() -> None:
     port = unused_port()
-    result = asyncio.run(probe(LOCAL, row("pop3", port), Settings(timeout=1.0)))
+    result = on_loop(probe(LOCAL, row("pop3", port), Settings(timeout=1.0)))
     assert result.verdict is Verdict.REFUSED
     assert result.reason.startswith(f"{port} refused: the connection was refused")
     assert row("pop3", port).hint in result.reason
@@ -271,7 +277,7 @@ def test_tls_server_demanding_a_client_certificate_is_tls_failed(pki: LoopbackPk
         return await probe(LOCAL, row("pop3s", port), pki.settings())
 
     with blocking_tls(context, b"+OK ready\r\n") as port:
-        result = asyncio.run(go(port))
+        result = on_loop(go(port))
     assert result.verdict is Verdict.TLS_FAILED
     assert "certificate required" in result.reason
 
@@ -347,15 +353,25 @@ def resolver(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     resolves (RFC 6761 section 6.4), mail.example.com is 127.0.0.1, slow.example.com hangs.
     IP literals go to the real getaddrinfo with AI_NUMERICHOST, which never queries."""
     asked: list[str] = []
-    real = asyncio.base_events.BaseEventLoop.getaddrinfo
+    loops: list[type[Any]] = [asyncio.base_events.BaseEventLoop]
+    with contextlib.suppress(ImportError):
+        import uvloop
 
+        loops.append(uvloop.Loop)
+    for kind in loops:
+        monkeypatch.setattr(kind, "getaddrinfo", _fake_lookup(kind.getaddrinfo, asked))
+    return asked
+
+
+def _fake_lookup(real: Callable[..., Any], asked: list[str]) -> Callable[..., Any]:
     async def fake(
         self: asyncio.AbstractEventLoop, host: Any, port: Any, **kwargs: Any
     ) -> list[Any]:
         name = host.decode() if isinstance(host, bytes) else str(host)
         if name.replace(".", "").isdigit() or ":" in name:
             kwargs["flags"] = kwargs.get("flags", 0) | socket.AI_NUMERICHOST
-            return await real(self, host, port, **kwargs)  # type: ignore[arg-type]
+            result: list[Any] = await real(self, host, port, **kwargs)
+            return result
         asked.append(name)
         if name == HOST:
             return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", 0))]
@@ -363,13 +379,12 @@ def resolver(monkeypatch: pytest.MonkeyPatch) -> list[str]:
             await asyncio.sleep(30)
         raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
 
-    monkeypatch.setattr(asyncio.base_events.BaseEventLoop, "getaddrinfo", fake)
-    return asked
+    return fake
 
 
 def test_invalid_name_is_unresolved(resolver: list[str]) -> None:
     entry = row("pop3", unused_port())
-    (result,) = asyncio.run(check_async(["mail.portcall.invalid"], entries=[entry]))
+    (result,) = on_loop(check_async(["mail.portcall.invalid"], entries=[entry]))
     assert resolver == ["mail.portcall.invalid"]
     assert result.verdict is Verdict.UNRESOLVED
     assert result.host == "mail.portcall.invalid"
@@ -381,7 +396,7 @@ def test_invalid_name_is_unresolved(resolver: list[str]) -> None:
 def test_lookup_that_hangs_is_unresolved_within_the_timeout(resolver: list[str]) -> None:
     entry = row("pop3", unused_port())
     settings = Settings(timeout=SHORT)
-    (result,) = asyncio.run(check_async(["slow.example.com"], entries=[entry], settings=settings))
+    (result,) = on_loop(check_async(["slow.example.com"], entries=[entry], settings=settings))
     assert result.verdict is Verdict.UNRESOLVED
     assert "timed out" in result.reason
 
@@ -394,7 +409,7 @@ def test_a_name_is_probed_at_its_address_and_checked_against_itself(
             settings = Settings(timeout=2.0, cafile=str(pki.ca_file))
             return await check_async([HOST], entries=[row("pop3s", port)], settings=settings)
 
-    (result,) = asyncio.run(go())
+    (result,) = on_loop(go())
     assert (result.host, result.address) == (HOST, "127.0.0.1")
     assert result.verdict is Verdict.OK
     assert result.tls is not None and result.tls.checked_name == HOST
@@ -420,7 +435,7 @@ def run_counted(limits: Limits, rows_per_host: int) -> tuple[Gauge, list[Result]
             entries = plain_rows(port, rows_per_host)
             return await check_async(list(TWO_HOSTS), entries=entries, limits=limits)
 
-    return gauge, asyncio.run(go())
+    return gauge, on_loop(go())
 
 
 def test_per_host_limit_holds_for_each_host() -> None:
@@ -454,7 +469,7 @@ def test_a_new_host_is_connected_to_once_per_port() -> None:
             limits = Limits(concurrency=1, per_host=1)
             return await check_async(list(TWO_HOSTS), entries=entries, limits=limits)
 
-    results = asyncio.run(go())
+    results = on_loop(go())
     assert [r.verdict for r in results] == [Verdict.OK] * 12
     assert accepted == {"127.0.0.1": 6, "127.0.0.2": 6}
 
@@ -477,7 +492,7 @@ def test_a_connection_left_idle_too_long_is_made_again(
             limits = Limits(concurrency=1, per_host=1)
             return await check_async(list(TWO_HOSTS[:1]), entries=entries, limits=limits)
 
-    verdicts = [r.verdict for r in asyncio.run(go())]
+    verdicts = [r.verdict for r in on_loop(go())]
     assert verdicts[0] is Verdict.REFUSED
     assert (verdicts[1:] == [Verdict.OK] * 4) is all_ok, verdicts
 
@@ -500,7 +515,7 @@ def test_results_follow_targets_then_catalog_not_completion_order() -> None:
                 on_result=lambda r: finished.append((r.host, r.key)),
             )
 
-    results = asyncio.run(go())
+    results = on_loop(go())
     order = [(r.host, r.key) for r in results]
     assert order == [
         ("127.0.0.2", "slow"),
@@ -516,7 +531,7 @@ def test_required_turns_a_refused_port_into_a_failure() -> None:
 
     def check(required: tuple[int, ...]) -> Result:
         entries = [row("pop3", port)]
-        (result,) = asyncio.run(check_async(["127.0.0.1"], entries=entries, required=required))
+        (result,) = on_loop(check_async(["127.0.0.1"], entries=entries, required=required))
         return result
 
     plain, required = check(()), check((port,))
@@ -527,7 +542,7 @@ def test_required_turns_a_refused_port_into_a_failure() -> None:
 
 def test_refused_optional_row_says_closed_is_normal() -> None:
     port = unused_port()
-    result = asyncio.run(probe(LOCAL, row("smtps", port), Settings(timeout=1.0)))
+    result = on_loop(probe(LOCAL, row("smtps", port), Settings(timeout=1.0)))
     assert result.verdict is Verdict.REFUSED
     assert "Closed is correct for Exchange" in result.reason
 
@@ -754,7 +769,7 @@ def test_a_parser_defect_costs_one_port_not_the_run(monkeypatch: pytest.MonkeyPa
         async with serve(scripted(b"+OK ready\r\n", {})) as port:
             return await go(port)
 
-    result = asyncio.run(main())
+    result = on_loop(main())
     assert result.verdict is Verdict.WRONG_PROTOCOL
     assert "defect in portcall" in result.reason
     assert result.details["internal_error"] == "IndexError: list index out of range"
@@ -787,7 +802,7 @@ def run_pop3s(tls: ssl.SSLContext, settings: Settings, limits: Limits) -> list[R
                 list(SIXTEEN), entries=[row("pop3s", port)], settings=settings, limits=limits
             )
 
-    return asyncio.run(go())
+    return on_loop(go())
 
 
 def test_a_chain_refused_once_costs_one_handshake_per_port_after(
@@ -837,7 +852,7 @@ def test_a_new_chain_after_a_refused_one_is_verified_in_full(
                 list(SIXTEEN[:2]), entries=entries, settings=settings, limits=one
             )
 
-    results = {(r.host, r.key): r for r in asyncio.run(go())}
+    results = {(r.host, r.key): r for r in on_loop(go())}
     refused = results[(SIXTEEN[0], "bad")]
     trusted = results[(SIXTEEN[1], "good")]
     assert refused.tls is not None and refused.tls.trusted is False

@@ -15,9 +15,13 @@ import pytest
 
 from portcall import Settings, check_async
 from portcall.catalog import load_catalog
+from portcall.probing.loop import run as on_loop
 from portcall.probing.stream import DATAGRAM_SENDS
 from portcall.protocols.dns import DnsServer
 from portcall.verdicts import Result, Verdict
+
+#: Every test here runs on asyncio's event loop and on uvloop's.
+pytestmark = pytest.mark.usefixtures("each_loop")
 
 DOMAIN = "example.test"
 DNS_UDP = load_catalog("windows-dc").by_key("dns")
@@ -71,7 +75,7 @@ def free_udp_port() -> int:
 
 
 def test_a_dns_server_over_udp_is_ok_with_its_facts() -> None:
-    result, server = asyncio.run(probe_with(dns_answer))
+    result, server = on_loop(probe_with(dns_answer))
     assert result.verdict is Verdict.OK, result.reason
     assert result.transport == "udp"
     assert result.where == f"{result.port}/udp"
@@ -85,7 +89,7 @@ def test_a_closed_udp_port_is_refused_by_icmp() -> None:
     port = free_udp_port()
     entry = replace(DNS_UDP, port=port)
     started = time.perf_counter()
-    [result] = asyncio.run(
+    [result] = on_loop(
         check_async(["127.0.0.1"], entries=[entry], settings=Settings(timeout=2, domain=DOMAIN))
     )
     assert result.verdict is Verdict.REFUSED
@@ -95,7 +99,7 @@ def test_a_closed_udp_port_is_refused_by_icmp() -> None:
 
 def test_silence_is_filtered_after_three_sends() -> None:
     started = time.perf_counter()
-    result, server = asyncio.run(probe_with(lambda _data, _count: None, timeout=0.9))
+    result, server = on_loop(probe_with(lambda _data, _count: None, timeout=0.9))
     elapsed = time.perf_counter() - started
     assert result.verdict is Verdict.FILTERED
     assert "no reply to the UDP request within 0.9s" in result.reason
@@ -109,20 +113,20 @@ def test_a_lost_datagram_is_sent_again() -> None:
     def drop_first(data: bytes, count: int) -> bytes | None:
         return None if count == 1 else dns_answer(data, count)
 
-    result, server = asyncio.run(probe_with(drop_first, timeout=1.5))
+    result, server = on_loop(probe_with(drop_first, timeout=1.5))
     assert result.verdict is Verdict.OK, result.reason
     assert len(server.heard) == 3  # the SOA question twice, then the SRV question
 
 
 def test_a_stranger_answering_udp_is_named() -> None:
-    result, _server = asyncio.run(probe_with(lambda _data, _count: b"HTTP/1.1 400 Bad\r\n\r\n"))
+    result, _server = on_loop(probe_with(lambda _data, _count: b"HTTP/1.1 400 Bad\r\n\r\n"))
     assert result.verdict is Verdict.WRONG_PROTOCOL
     assert "HTTP answered where DNS was expected" in result.reason
 
 
 @pytest.mark.parametrize("garbage", [b"\x00", b"\xff" * 12, bytes(range(256)) * 4])
 def test_garbage_over_udp_is_a_non_conforming_reply(garbage: bytes) -> None:
-    result, _server = asyncio.run(probe_with(lambda _data, _count: garbage))
+    result, _server = on_loop(probe_with(lambda _data, _count: garbage))
     assert result.verdict is Verdict.WRONG_PROTOCOL
     assert "internal_error" not in result.details, result.reason
 
@@ -135,7 +139,7 @@ def test_late_duplicates_of_an_earlier_reply_are_dropped() -> None:
         reply = dns_answer(data, count)
         return None if reply is None else [reply] * 3
 
-    result, _server = asyncio.run(probe_with(twice))
+    result, _server = on_loop(probe_with(twice))
     assert result.verdict is Verdict.OK, result.reason
     assert result.details["locator"]["targets"]
 
@@ -146,7 +150,7 @@ def test_a_flood_of_stray_replies_is_bounded() -> None:
         return None if reply is None else [reply] * 500
 
     started = time.perf_counter()
-    result, _server = asyncio.run(probe_with(flood))
+    result, _server = on_loop(probe_with(flood))
     assert result.verdict is Verdict.WRONG_PROTOCOL
     assert "is not the query's" in result.reason
     assert time.perf_counter() - started < 1.0

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import sys
 
@@ -13,6 +12,7 @@ from portcall.audit.render import audit_json, audit_text
 from portcall.cli.common import Seconds, UsageProblem, output_option, write_atomically
 from portcall.cli.group import EXIT_FAILURES, EXIT_HEALTHY, app
 from portcall.cli.plan_cmd import make_plan
+from portcall.probing import loop
 from portcall.topology import TopologyError
 
 
@@ -61,7 +61,7 @@ def audit(
     plan = make_plan(topology)
     sample_map = _samples(samples, set(plan.topology.zones))
     try:
-        lines = asyncio.run(run_audit(plan, source, timeout=timeout, samples=sample_map))
+        lines = loop.run(run_audit(plan, source, timeout=timeout, samples=sample_map))
     except TopologyError as exc:
         raise UsageProblem(
             f"--from: {exc.allowed}", "name a host or a zone of the topology"

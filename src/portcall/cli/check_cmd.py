@@ -44,6 +44,7 @@ from portcall.cli.common import (
 )
 from portcall.cli.group import EXIT_FAILURES, EXIT_HEALTHY, EXIT_WARNINGS, app
 from portcall.cli.keeping import Keeping
+from portcall.probing import loop
 from portcall.probing.gates import open_file_budget
 from portcall.probing.probe import Settings
 from portcall.probing.scheduler import Limits, connections_wanted
@@ -396,7 +397,7 @@ def _locate(domain: str, settings: Settings, dns_server: str | None) -> Located:
     from portcall.probing.locate import LocateError, locate
 
     try:
-        return asyncio.run(locate(domain, settings, dns_server))
+        return loop.run(locate(domain, settings, dns_server))
     except LocateError as exc:
         raise UsageProblem(str(exc), "give the DNS server with --dns-server ADDRESS") from exc
 
@@ -451,7 +452,7 @@ def _run_with_progress(
 ) -> list[Result]:
     console = Console(stderr=True)
     if quiet or not console.is_terminal or total < 2:
-        results: list[Result] = asyncio.run(make(None))
+        results: list[Result] = loop.run(make(None))
         return results
     columns = (
         TextColumn("checking"),
@@ -471,7 +472,7 @@ def _run_with_progress(
         return list(await job)
 
     try:
-        return asyncio.run(run())
+        return loop.run(run())
     finally:
         progress.stop()
 

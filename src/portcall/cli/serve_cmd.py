@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import click
@@ -16,6 +15,7 @@ from portcall.cli.common import (
     open_catalog,
 )
 from portcall.cli.group import app
+from portcall.probing import loop
 from portcall.probing.gates import open_file_budget
 from portcall.probing.scheduler import Limits, connections_wanted
 from portcall.serve import ConfigError, Exporter, ServeConfig, combine, read_file
@@ -86,7 +86,7 @@ def serve(config_path: str | None, **options: Any) -> None:
     store = _open_store(config)
     exporter = Exporter(config, catalog, store=store)
     try:
-        asyncio.run(_serve(exporter))
+        loop.run(_serve(exporter))
     finally:
         if store is not None:
             store.close()

@@ -19,6 +19,7 @@ import ssl
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from typing import cast
 
 from portcall.tls.rawhello import FlightReader, ServerFlight
 
@@ -109,8 +110,9 @@ class _Wire(asyncio.Protocol):
     # The transport's calls.
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # asyncio's socket transport, or uvloop's (`probing.loop`), which has the same
+        # methods without deriving from asyncio.Transport.
+        self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         tls = self.tls

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections.abc import Callable
-from typing import Final
+from typing import Final, cast
 
 #: Unread bytes held before the socket stops being read: a client that floods a responder
 #: is slowed down by TCP instead of growing its memory.
@@ -38,8 +38,9 @@ class Channel(asyncio.Protocol):
     # -- asyncio.Protocol ----------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # asyncio's transport, or uvloop's (`portcall.probing.loop`), which has the same
+        # methods without deriving from asyncio.Transport.
+        self.transport = cast(asyncio.Transport, transport)
         self._on_open(self)
 
     def data_received(self, data: bytes) -> None:
@@ -143,7 +144,6 @@ class Channel(asyncio.Protocol):
         )
         if upgraded is None:
             raise ConnectionResetError("the connection closed during the TLS handshake")
-        assert isinstance(upgraded, asyncio.Transport)
         self.transport = upgraded
         self._tls = True
 

@@ -1,0 +1,49 @@
+"""The event loop probes run on.
+
+A probe is a few dozen event-loop callbacks: a connect, a handshake's reads and writes, a
+protocol's exchanges, a close. With asyncio's own loop written in Python, those callbacks
+(handles, the ready queue, the selector's bookkeeping, the socket transport) cost about as
+much CPU as OpenSSL does in a TLS probe. uvloop runs the same asyncio API on libuv, in C;
+portcall uses it where it is installed (it is a dependency on Linux and macOS) and asyncio's
+loop elsewhere, or when `PORTCALL_LOOP=asyncio` asks for it. Verdicts do not depend on the
+loop: the client code sees the same exceptions from both, and the test suite runs both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+#: The environment variable that chooses the loop: "uvloop" (the default where installed)
+#: or "asyncio" (Python's own).
+LOOP_VARIABLE = "PORTCALL_LOOP"
+
+
+def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's loop where it is installed and not declined; None means asyncio's."""
+    choice = os.environ.get(LOOP_VARIABLE, "uvloop").strip().lower()
+    if choice == "asyncio":
+        return None
+    if choice != "uvloop":
+        raise ValueError(f"{LOOP_VARIABLE}={choice!r}: say uvloop or asyncio")
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory
+
+
+def loop_name() -> str:
+    """Which loop `run` uses here: "uvloop" or "asyncio"."""
+    return "asyncio" if loop_factory() is None else "uvloop"
+
+
+def run(main: Coroutine[Any, Any, T]) -> T:
+    """`asyncio.run(main)` on the loop of `loop_factory`."""
+    with asyncio.Runner(loop_factory=loop_factory()) as runner:
+        return runner.run(main)
