@@ -16,6 +16,8 @@ import os
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
+from portcall.verdicts import LocalFault
+
 T = TypeVar("T")
 
 #: The environment variable that chooses the loop: "uvloop" (the default where installed)
@@ -23,17 +25,24 @@ T = TypeVar("T")
 LOOP_VARIABLE = "PORTCALL_LOOP"
 
 
+class LoopChoiceError(LocalFault):
+    """`PORTCALL_LOOP` names a loop that is unknown or not installed here."""
+
+
 def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """uvloop's loop where it is installed and not declined; None means asyncio's."""
-    choice = os.environ.get(LOOP_VARIABLE, "uvloop").strip().lower()
-    if choice == "asyncio":
+    """uvloop's loop, where it is installed and not declined; None means asyncio's. Asked
+    for by name, uvloop must be installed."""
+    asked = os.environ.get(LOOP_VARIABLE, "").strip().lower()
+    if asked == "asyncio":
         return None
-    if choice != "uvloop":
-        raise ValueError(f"{LOOP_VARIABLE}={choice!r}: say uvloop or asyncio")
+    if asked not in ("", "uvloop"):
+        raise LoopChoiceError(f"{LOOP_VARIABLE}={asked!r}: say uvloop or asyncio")
     try:
         import uvloop
-    except ImportError:
-        return None
+    except ImportError as exc:
+        if not asked:
+            return None
+        raise LoopChoiceError(f"{LOOP_VARIABLE}=uvloop, but uvloop is not installed") from exc
     factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
     return factory
 
@@ -45,5 +54,10 @@ def loop_name() -> str:
 
 def run(main: Coroutine[Any, Any, T]) -> T:
     """`asyncio.run(main)` on the loop of `loop_factory`."""
-    with asyncio.Runner(loop_factory=loop_factory()) as runner:
+    try:
+        factory = loop_factory()
+    except LoopChoiceError:
+        main.close()  # never run: no warning that it was never awaited
+        raise
+    with asyncio.Runner(loop_factory=factory) as runner:
         return runner.run(main)
