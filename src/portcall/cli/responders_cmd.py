@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import sys
 import tempfile
 from pathlib import Path
@@ -20,6 +19,7 @@ from portcall.cli.common import (
     select_entries,
 )
 from portcall.cli.group import EXIT_FAILURES, EXIT_HEALTHY, app
+from portcall.probing import loop
 from portcall.protocols.base import PROFILES
 from portcall.report.json_report import dumps
 from portcall.report.terminal import render
@@ -212,7 +212,7 @@ def demo(as_json: bool) -> None:
     from portcall.responders.demo import DEMO_HOSTNAME, demo_document, explanation, run_demo
 
     with tempfile.TemporaryDirectory(prefix="portcall-demo-") as directory:
-        run = asyncio.run(run_demo(Path(directory)))
+        run = loop.run(run_demo(Path(directory)))
     if as_json:
         click.echo(dumps(demo_document(run)), nl=False)
     else:
