@@ -4,8 +4,20 @@ connections, a host's connect timeout adapted to it, and the memory of chains.""
 from __future__ import annotations
 
 import asyncio
+import socket
+import threading
 
-from portcall.probing.gates import CONNECT_FLOOR, PRIORITY, RTT_FACTOR, HostPace, RateGate, Slots
+from portcall.probing.driver import Connection, _connect, _Progress
+from portcall.probing.gates import (
+    CONNECT_FLOOR,
+    GATES,
+    PRIORITY,
+    RTT_FACTOR,
+    Gates,
+    HostPace,
+    RateGate,
+    Slots,
+)
 from portcall.tls.memo import Outcome, TrustMemo, chain_key
 
 
@@ -77,3 +89,33 @@ def test_the_memo_keys_chains_by_content_and_context() -> None:
     memo.remember(chain_key((b"other",), legacy=False), Outcome(False, "unknown CA"))
     assert memo.start_unverified
     assert memo.get(chain_key(chain, legacy=False)) == Outcome(trusted=True)
+
+
+def test_a_busy_server_that_drops_a_syn_is_reached_within_the_adapted_timeout() -> None:
+    """A listener whose accept queue is full drops the SYN; once it accepts, the kernel's
+    repeat of the SYN (after 1 s) gets through. A host that has already answered in a
+    fraction of a millisecond has the floor as its connect timeout, which must outlast it."""
+    listener = socket.create_server(("127.0.0.1", 0), backlog=0)
+    port = listener.getsockname()[1]
+    queued = socket.create_connection(("127.0.0.1", port))  # fills the accept queue
+    taken: list[socket.socket] = []
+    accepting = threading.Timer(0.3, lambda: taken.append(listener.accept()[0]))
+    accepting.start()
+    pace = HostPace()
+    pace.observe(0.0002)
+    gates = Gates(asyncio.Semaphore(4), Slots(4), Slots(4), pace=pace)
+
+    async def go() -> float:
+        GATES.set(gates)
+        connection = Connection(address="127.0.0.1", port=port, timeout=10.0)
+        stream = await _connect(connection, _Progress())
+        await stream.close()
+        return stream.timings["connect"]
+
+    try:
+        seconds = asyncio.run(go())
+    finally:
+        accepting.join()
+        for sock in (queued, listener, *taken):
+            sock.close()
+    assert 0.9 < seconds < CONNECT_FLOOR  # it took the SYN's repeat, inside the floor

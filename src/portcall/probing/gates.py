@@ -36,8 +36,11 @@ from typing import Final
 from portcall.tls.memo import TrustMemo
 from portcall.verdicts import LocalFault
 
-#: The least an adapted connection timeout may be, in seconds.
-CONNECT_FLOOR: Final = 1.0
+#: The least an adapted connection timeout may be, in seconds. A server whose accept queue is
+#: full drops SYNs, and the kernel sends the first one again after 1 s (TCP's initial
+#: retransmission timeout, RFC 6298 section 2): the floor waits for that second SYN's answer,
+#: so that a busy server that answered a moment ago is not reported as filtered.
+CONNECT_FLOOR: Final = 3.0
 #: An adapted connection timeout is this many times the host's slowest connect so far.
 RTT_FACTOR: Final = 10.0
 #: File descriptors kept aside beyond those open now (the report, a resolver's socket).
