@@ -13,10 +13,14 @@ run costs whatever its size (the trust store, the first use of each module) is s
 256 hosts. The marginal CPU per probe leaves that out too: a run of one host on the same
 ports is the start-up, and the probes beyond it cost the difference. The row of all 17 ports
 is measured once more on asyncio's own event loop (`PORTCALL_LOOP=asyncio`), beside the
-default uvloop. Ports that are not `ok` are printed with their reasons. Where `perf` is installed,
-one more run of all 17 ports is sampled by it, and its CPU split by library: the
-Python interpreter (portcall's code, asyncio, the standard library), OpenSSL, the kernel and
-the C library. The rows go into bench/RESULTS.md. Run as root:
+default uvloop. The daemons run in their modes for many clients (Dovecot's login processes
+shared, nnrpd as its own daemon: `tests/interop/lab/farm.py`); the rows of implicit TLS and of
+all 17 ports are measured once more in a second lab whose daemons start a process for each
+connection (a new Dovecot login process, nnrpd run by a super-server), whose starting weighs
+on the check's CPU on these shared cores. Ports that are not `ok` are printed with their
+reasons. Where `perf` is installed, one more run of all 17 ports is sampled by it, and its
+CPU split by library: the Python interpreter (portcall's code, asyncio, the standard library),
+OpenSSL, the kernel and the C library. The rows go into bench/RESULTS.md. Run as root:
 `python3 bench/real_daemons.py [--runs N] [--hosts N] [--large N]`.
 """
 
@@ -51,6 +55,11 @@ KINDS = {
     "STARTTLS (25, 110, 119, 143)": "25,110,119,143",
     "LDAP with StartTLS (379, 389, 390, 3268)": "379,389,390,3268",
     "all 17": "",
+}
+#: Rows measured again in a lab whose daemons start a process for each connection.
+PER_CONNECTION = {
+    f"{kind}, daemons starting a process per connection": KINDS[kind]
+    for kind in ("implicit TLS (443, 465, 563, 636, 993, 995, 3269)", "all 17")
 }
 TIME = ["/usr/bin/time", "-f", "%e %U %S %M"]
 #: Libraries by what they are, first match wins: a substring of the name perf gives them.
@@ -119,6 +128,12 @@ def main() -> None:
             sizes.append((hosts, wall, cpu - startup, (cpu - startup) / (hosts * 17) * 1000,
                           rss / 1024, found))  # fmt: skip
         split = libraries(lab, check(lab, args.hosts, "")) if shutil.which("perf") else []
+    with Lab("mail.lab.test", every_address=True) as lab:
+        lab.start(*mail_server_farm(process_per_connection=True))
+        time.sleep(1)
+        measured(lab, check(lab, args.hosts, ""))
+        for kind, ports in PER_CONNECTION.items():
+            kinds.append(_kind(lab, args, kind, ports, startup))
     write(args, startup, kinds, sizes, split)
 
 
@@ -186,7 +201,11 @@ def write(
     lines = [
         f"The interop lab's daemons (OpenLDAP, Postfix, Dovecot, INN, nginx; portcall's "
         f"responder on 691) on every address of a network namespace, sharing the machine's "
-        f"2 cores with the check; no CA given, so every chain is untrusted; `--timeout 10`; "
+        f"2 cores with the check, each in its mode for many clients (Dovecot's login "
+        f"processes serve many connections each, nnrpd runs as its own daemon) unless the "
+        f"row says they start a process for each connection (Dovecot's default, and nnrpd "
+        f"from a super-server as from inetd); no CA given, so every chain is untrusted; "
+        f"`--timeout 10`; "
         f"{args.hosts} hosts, medians of {args.runs} runs; `bench/real_daemons.py` on "
         f"{datetime.now(UTC):%Y-%m-%d}, after one run of all 17 ports that warms the daemons up "
         f"and is not counted. CPU is the check's user + system time less a start-up "

@@ -98,3 +98,24 @@ def test_requests_with_their_ids_are_what_pyasn1_encodes(message_id: int) -> Non
     """The client's requests are encoded by pyasn1 once and given each message ID after."""
     assert messages.search_request(message_id) == messages.encoded_search(message_id)
     assert messages.starttls_request(message_id) == messages.encoded_starttls(message_id)
+    assert messages.unbind_request(message_id) == messages.encoded_unbind(message_id)
+
+
+@given(ids, attributes)
+def test_the_element_count_of_an_entry_is_exact(
+    message_id: int, attrs: list[tuple[str, list[str]]]
+) -> None:
+    """messageID, the operation, its name and attribute list, then per attribute its
+    SEQUENCE, type and SET, and each value: every element at any depth is counted once."""
+    frame = messages.entry_message(message_id, attrs, types_only=False)
+    header = 2 if frame[1] < 0x80 else 2 + (frame[1] & 0x7F)
+    expected = 4 + sum(3 + len(values) for _, values in attrs)
+    assert messages.count_elements(frame[header:]) == expected
+
+
+def test_a_message_nested_too_deep_is_refused() -> None:
+    body = b""
+    for _ in range(messages.MAX_DEPTH + 1):
+        body = b"\x30" + bytes([len(body)]) + body  # 2 octets a level: short lengths only
+    with pytest.raises(messages.FramingError, match="nested more than"):
+        messages.count_elements(body)

@@ -130,38 +130,34 @@ def count_elements(body: bytes) -> int:
     costs a fraction of that and stops at the bound. It reads only tags and lengths; a
     malformed one ends the walk and is left for the decoder to name.
     """
-    count, pos, ends = 0, 0, [len(body)]
-    while pos < len(body):
+    # Tags and lengths read inline (no call per element): this runs on every reply.
+    size = len(body)
+    count, pos, ends = 0, 0, [size]
+    while pos < size:
         while pos >= ends[-1]:
             ends.pop()
-        header = _header_at(body, pos)
-        if header is None:
+        if pos + 2 > size:
             break
-        constructed, length, pos = header
+        tag, length = body[pos], body[pos + 1]
+        if tag & 0x1F == 0x1F:
+            break
+        pos += 2
+        if length >= 0x80:
+            octets = length & 0x7F
+            if octets == 0 or octets > 4 or pos + octets > size:
+                break
+            length = int.from_bytes(body[pos : pos + octets], "big")
+            pos += octets
         count += 1
         if count > MAX_ELEMENTS:
             raise FramingError(f"a message of more than {MAX_ELEMENTS} BER elements")
-        if constructed:
+        if tag & 0x20:
             ends.append(pos + length)
             if len(ends) > MAX_DEPTH:
                 raise FramingError(f"a message nested more than {MAX_DEPTH} deep")
         else:
             pos += length
     return count
-
-
-def _header_at(body: bytes, pos: int) -> tuple[bool, int, int] | None:
-    """Whether the element at `pos` is constructed, its length, and where its content starts;
-    None when the tag or length runs past the end or uses a form LDAP does not."""
-    if pos + 2 > len(body) or body[pos] & 0x1F == 0x1F:
-        return None  # LDAP's schema has no tag numbers above 30
-    constructed, first = bool(body[pos] & 0x20), body[pos + 1]
-    if first < 0x80:
-        return constructed, first, pos + 2
-    count = first & 0x7F
-    if count == 0 or count > 4 or pos + 2 + count > len(body):
-        return None
-    return constructed, int.from_bytes(body[pos + 2 : pos + 2 + count], "big"), pos + 2 + count
 
 
 def _read_length(hs: SansIO) -> Generator[NeedData, None, tuple[int, bytes]]:
@@ -268,11 +264,17 @@ _UNBIND_MESSAGE: Final = univ.Sequence(
 )
 
 
-def unbind_request(message_id: int) -> bytes:
+def encoded_unbind(message_id: int) -> bytes:
+    """The UnbindRequest, encoded by pyasn1."""
     message = _UNBIND_MESSAGE.clone()
     message["messageID"] = message_id
     message["unbindRequest"] = ""
     return bytes(encoder.encode(message))
+
+
+def unbind_request(message_id: int) -> bytes:
+    """`encoded_unbind`, without encoding it again for each probe."""
+    return _with_id(message_id, encoded_unbind)
 
 
 # -- reading replies -------------------------------------------------------------------------

@@ -45,14 +45,20 @@ class Dovecot(Daemon):
         name: str = "dovecot",
         ntlm: bool = False,
         auth_socket: Path | None = None,
+        *,
+        shared_login: bool = False,
     ) -> None:
         """`starttls=False` turns TLS off altogether (`ssl = no`): no STARTTLS on the plain
         ports, and no implicit-TLS ports at all. `ntlm=True` offers NTLM beside PLAIN: this
         Dovecot build has no NTLM of its own, only the one that hands each message to Samba's
         `ntlm_auth` (`auth_use_winbind`), which answers from an smb.conf of the instance's own
         naming it (see `NTLM_NAMES`). `auth_socket` is where the auth service listens for an
-        SMTP server's SASL requests (Postfix's `smtpd_sasl_type = dovecot`)."""
+        SMTP server's SASL requests (Postfix's `smtpd_sasl_type = dovecot`).
+        `shared_login=True` runs the login services in Dovecot's high-performance mode: a
+        login process per core serves many connections (`service_count = 0`), instead of a
+        new process for each connection (the default, `service_count = 1`)."""
         self.name = name
+        self.shared_login = shared_login
         self.ntlm = ntlm
         self.auth_socket = auth_socket
         self.imap_ports = imap_ports
@@ -94,7 +100,7 @@ class Dovecot(Daemon):
             f"instance_name = lab-{self.name}",
             f"log_path = {directory / 'dovecot.log'}",
             "protocols = imap pop3",
-            # One login process per connection, as Dovecot does by default, for a lab that
+            # Room for a login process per connection (Dovecot's default), for a lab that
             # may stand in for hundreds of servers at once (tests/interop/test_scale_lab.py).
             "default_process_limit = 2048",
             "default_client_limit = 8192",
@@ -115,8 +121,8 @@ class Dovecot(Daemon):
             "  process_min_avail = 1",
             *self._auth_listener(),
             "}",
-            *_login_service("imap", self.imap_ports, self.imaps_ports),
-            *_login_service("pop3", self.pop3_ports, self.pop3s_ports),
+            *_login_service("imap", self.imap_ports, self.imaps_ports, self.shared_login),
+            *_login_service("pop3", self.pop3_ports, self.pop3s_ports, self.shared_login),
         ]
         return "\n".join(settings) + "\n"
 
@@ -161,13 +167,21 @@ class Dovecot(Daemon):
         return ["ssl = yes", f"ssl_cert = <{cert}", f"ssl_key = <{key}"]
 
 
+#: Login processes kept running when they are shared: one per core of this machine.
+SHARED_LOGIN_PROCESSES = 2
+
+
 def _login_service(
-    protocol: str, plain_ports: tuple[int, ...], tls_ports: tuple[int, ...]
+    protocol: str, plain_ports: tuple[int, ...], tls_ports: tuple[int, ...], shared: bool
 ) -> list[str]:
     """A `service imap-login` / `service pop3-login` block with one listener per port.
     Dovecot's built-in listeners (`imap` on 143, `imaps` on 993, and so on) are always
     there: port 0 switches them off, so only the ports asked for are served."""
-    lines = [f"service {protocol}-login {{", "  process_min_avail = 1"]
+    lines = [f"service {protocol}-login {{"]
+    if shared:
+        lines += ["  service_count = 0", f"  process_min_avail = {SHARED_LOGIN_PROCESSES}"]
+    else:
+        lines += ["  process_min_avail = 1"]
     for default in (protocol, f"{protocol}s"):
         lines += [f"  inet_listener {default} {{", "    port = 0", "  }"]
     listeners = [(port, "no") for port in plain_ports] + [(port, "yes") for port in tls_ports]
