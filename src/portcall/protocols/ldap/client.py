@@ -249,8 +249,14 @@ def _merge(rootdse: RootDSE, attributes: list[tuple[bytes, list[bytes]]]) -> Non
 
 def attribute(rootdse: RootDSE, name: str) -> list[str]:
     """The values of attribute `name`, whatever case the server spelled it in."""
+    values = rootdse.get(name)  # as asked for, the spelling servers use
+    if values is not None:
+        return values
     wanted = name.lower()
-    return next((values for key, values in rootdse.items() if key.lower() == wanted), [])
+    for key, values in rootdse.items():
+        if key.lower() == wanted:
+            return values
+    return []
 
 
 def _capabilities(rootdse: RootDSE) -> list[str]:
