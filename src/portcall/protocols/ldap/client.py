@@ -244,7 +244,7 @@ def _merge(rootdse: RootDSE, attributes: list[tuple[bytes, list[bytes]]]) -> Non
     for raw_name, values in attributes:
         name = raw_name.decode("utf-8", "replace")
         key = keys.setdefault(name.lower(), name)
-        rootdse.setdefault(key, []).extend(v.decode("utf-8", "replace") for v in values)
+        rootdse.setdefault(key, []).extend([v.decode("utf-8", "replace") for v in values])
 
 
 def attribute(rootdse: RootDSE, name: str) -> list[str]:

@@ -152,11 +152,17 @@ def _children(frame: bytes, parent: _Element) -> list[_Element]:
 def _strings(frame: bytes, parent: _Element, what: str) -> list[bytes]:
     """The contents of `parent`'s children, each of which must be an OCTET STRING: an
     attribute's values, the most numerous elements of a reply, in one loop."""
-    found, pos = [], parent.start
-    while pos < parent.end:
-        element = _at(frame, pos, parent.end)
-        if element.tag != _OCTETS:
-            _expect(element, _OCTETS, what)
+    found, pos, end = [], parent.start, parent.end
+    while pos < end:
+        # The usual value, an OCTET STRING of under 128 octets, is read here; any other
+        # element, and every fault, goes through `_at` and `_expect`.
+        if pos + 2 <= end and frame[pos] == _OCTETS and frame[pos + 1] < 0x80:
+            stop = pos + 2 + frame[pos + 1]
+            if stop <= end:
+                found.append(frame[pos + 2 : stop])
+                pos = stop
+                continue
+        element = _expect(_at(frame, pos, end), _OCTETS, what)
         found.append(frame[element.start : element.end])
         pos = element.end
     return found
