@@ -452,6 +452,16 @@ def test_global_limit_holds_across_hosts() -> None:
     assert gauge.peak_total == 3
 
 
+def test_a_result_says_how_long_its_probe_waited_for_a_slot() -> None:
+    """One conversation at a time, each held 0.15 s by the server: every probe but the first
+    waits its turn, and the wait is part of its total."""
+    _, results = run_counted(Limits(concurrency=1, per_host=1), rows_per_host=2)
+    assert [r.verdict for r in results] == [Verdict.OK] * 4
+    waits = sorted(r.timings["waited"] for r in results)
+    assert waits[0] < 0.1 and waits[-1] >= 0.3, waits  # the last waited for three turns
+    assert all(r.timings["waited"] <= r.timings["total"] for r in results)
+
+
 def test_a_new_host_is_connected_to_once_per_port() -> None:
     """The first probe of a host connects alone; once that connection is made, the host's
     other probes connect inside their conversation slots. Each port costs one connection:

@@ -134,6 +134,9 @@ async def probe(endpoint: Endpoint, entry: PortEntry, settings: Settings) -> Res
     else:
         _record(result, endpoint, entry, settings, conversation, state)
     result.timings["total"] = time.perf_counter() - start
+    # Of the total, the time spent waiting for a connection or conversation slot: in a large
+    # run most of a probe's total may be its turn coming, not the server answering.
+    result.timings["waited"] = seconds_waited()
     return result
 
 
