@@ -870,6 +870,44 @@ def test_a_new_chain_after_a_refused_one_is_verified_in_full(
     assert FindingCode.CERT_UNTRUSTED not in [f.code for f in trusted.findings]
 
 
+def test_a_new_chain_met_by_many_probes_at_once_is_verified_once(
+    pki: LoopbackPki, good_tls: ssl.SSLContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sixteen hosts, each with a port whose chain the run learns first (refused: no --ca)
+    and a port with a chain of another unknown CA. Once the first is known refused, the
+    probes of the second start unverified and look their chain up; the one verifying
+    handshake it needs is made once, the other probes wait for its outcome."""
+    import portcall.probing.probe as probe_module
+
+    verified: Counter[int] = Counter()
+    original = probe_module._verify_chain
+
+    async def verify(endpoint: Any, entry: PortEntry, *args: Any) -> Any:
+        verified[entry.port] += 1
+        return await original(endpoint, entry, *args)
+
+    monkeypatch.setattr(probe_module, "_verify_chain", verify)
+    other = pki.context(issue(make_ca()))
+
+    async def go() -> list[Result]:
+        async with (
+            serve_many(pop3(), SIXTEEN, good_tls) as first,
+            serve_many(pop3(), SIXTEEN, other) as second,
+        ):
+            entries = [row("pop3s", first, key="first"), row("pop3s", second, key="second")]
+            limits = Limits(concurrency=16, per_host=1)
+            results = await check_async(
+                list(SIXTEEN), entries=entries, settings=Settings(timeout=2.0), limits=limits
+            )
+            return [r for r in results if r.port == second]
+
+    results = on_loop(go())
+    assert [r.verdict for r in results] == [Verdict.OK] * 16
+    assert all(r.tls is not None and r.tls.trusted is False for r in results)
+    assert len({r.tls.trust_error for r in results if r.tls is not None}) == 1
+    assert verified[results[0].port] == 1
+
+
 def test_the_expected_service_greeting_late_is_silent_not_another_service() -> None:
     """An overloaded server greets the first connection too late, the second look at once:
     the service that answers is the one expected, so the verdict is its silence."""

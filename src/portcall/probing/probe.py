@@ -19,7 +19,7 @@ from portcall.probing.driver import (
     converse,
 )
 from portcall.probing.errors import Phase, ProbeFailure, Sighting, defect, sighted
-from portcall.probing.gates import PRIORITY, seconds_waited, trust_memo
+from portcall.probing.gates import PRIORITY, seconds_waited, trust_memo, waiting
 from portcall.probing.reasons import failure_reason, ok_reason
 from portcall.probing.service_findings import service_findings
 from portcall.probing.sniffing import name_plaintext_service, name_tls_service
@@ -257,15 +257,45 @@ async def _settle_trust(
         return True
     outcome = memo.get(key)
     if outcome is None:
-        outcome = await _verify_chain(endpoint, entry, settings, state)
+        outcome = await _verify_chain_once(endpoint, entry, settings, state, memo, key)
         if outcome is None:
             return False
-        memo.remember(key, outcome)
     state.looking_up = False
     state.verify = outcome.trusted
     state.trust_error = outcome.error
     state.chain_trusted = outcome.chain_trusted
     return True
+
+
+async def _verify_chain_once(
+    endpoint: Endpoint,
+    entry: PortEntry,
+    settings: Settings,
+    state: _TlsState,
+    memo: TrustMemo,
+    key: str,
+) -> Outcome | None:
+    """`_verify_chain`, remembered; while another probe verifies the same chain, its outcome
+    is waited for (as time waited, holding no slot) instead of a handshake of this probe's
+    own. When that other verification ended without an outcome, this probe makes its own."""
+    pending = memo.verifying.get(key)
+    if pending is not None:
+        with waiting():
+            outcome = await asyncio.shield(pending)
+        if outcome is not None:
+            return outcome
+    mine: asyncio.Future[Outcome | None] = asyncio.get_running_loop().create_future()
+    memo.verifying[key] = mine
+    outcome = None
+    try:
+        outcome = await _verify_chain(endpoint, entry, settings, state)
+        if outcome is not None:
+            memo.remember(key, outcome)
+        return outcome
+    finally:
+        if memo.verifying.get(key) is mine:
+            del memo.verifying[key]
+        mine.set_result(outcome)  # None, also when cancelled: the waiters verify themselves
 
 
 async def _verify_chain(

@@ -6,12 +6,14 @@ security level (modern or legacy context) and the chain decide, and dates are ju
 by OpenSSL, what OpenSSL said. Once a run has seen one chain fail verification, later probes
 start with an unverifying handshake and look the chain up: a chain known gets the remembered
 outcome (one handshake instead of a refused one and a second); an unknown chain gets a
-verifying handshake as well, whose outcome is remembered. A lab or an organisation whose
-servers share an internal CA thus costs two handshakes once, then one per port.
+verifying handshake as well, whose outcome is remembered; probes that meet the same unknown
+chain meanwhile wait for that one outcome. A lab or an organisation whose servers share an
+internal CA thus costs two handshakes once, then one per port.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from dataclasses import dataclass, field
 
@@ -46,6 +48,10 @@ class TrustMemo:
     #: Whether a probe should start with an unverifying handshake: once a chain has failed
     #: verification in this run, the next one likely will too.
     start_unverified: bool = False
+    #: Chains a verifying handshake is under way for, with its outcome to come (None when
+    #: that handshake failed otherwise than by the chain's trust): a probe meeting one waits
+    #: for it rather than verifying the same chain again.
+    verifying: dict[str, asyncio.Future[Outcome | None]] = field(default_factory=dict)
 
     def get(self, key: str) -> Outcome | None:
         return self.outcomes.get(key)
