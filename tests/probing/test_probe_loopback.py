@@ -832,6 +832,20 @@ def test_a_chain_refused_once_costs_one_handshake_per_port_after(
     assert all([f.code for f in r.findings] == [f.code for f in first.findings] for r in rest)
 
 
+def test_a_first_wave_waits_for_the_first_verification(
+    pki: LoopbackPki, good_tls: ssl.SSLContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sixteen probes at once, one chain the trust store refuses: the first to begin its
+    handshake verifies; the others' handshakes wait for that outcome, then take one
+    unverifying handshake each with the remembered verdict."""
+    counts = counted_attempts(monkeypatch)
+    results = run_pop3s(good_tls, Settings(timeout=2.0), Limits(concurrency=16, per_host=1))
+    assert [r.verdict for r in results] == [Verdict.OK] * 16
+    assert counts["attempts"] == 17
+    assert len({r.tls.trust_error for r in results if r.tls is not None}) == 1
+    assert all(r.tls is not None and r.tls.trusted is False for r in results)
+
+
 def test_a_trusted_chain_stays_one_handshake_per_port(
     pki: LoopbackPki, good_tls: ssl.SSLContext, monkeypatch: pytest.MonkeyPatch
 ) -> None:

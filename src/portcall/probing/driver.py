@@ -14,6 +14,7 @@ from portcall.probing.gates import (
     conversation_slot,
     first_contact,
     first_contact_made,
+    first_verification,
     host_answered,
     host_pace,
     paced,
@@ -82,7 +83,10 @@ class HandshakeFailed(Exception):
 ContextSource = ssl.SSLContext | Callable[[], ssl.SSLContext]
 
 
-def _chosen(source: ContextSource) -> ssl.SSLContext:
+async def _chosen(source: ContextSource, connection: Connection) -> ssl.SSLContext:
+    """The context of a handshake about to begin, chosen once the run's first verification
+    has an outcome (`gates.first_verification`)."""
+    await first_verification(connection.timeout)
     return source if isinstance(source, ssl.SSLContext) else source()
 
 
@@ -195,7 +199,8 @@ async def _converse_on(
         return Conversation(_unspoken(handshake), session, dict(stream.timings))
     if connection.implicit_tls is not None:
         progress.phase = Phase.TLS
-        await stream.start_tls(_chosen(connection.implicit_tls), connection.server_hostname)
+        context = await _chosen(connection.implicit_tls, connection)
+        await stream.start_tls(context, connection.server_hostname)
     progress.phase = Phase.CONVERSATION
     info, tls = await _pump(stream, handshake, connection, progress)
     return Conversation(info, tls, dict(stream.timings))
@@ -221,7 +226,8 @@ async def _pump(
             if connection.starttls is None:
                 raise LocalProtocolError("the handshake asked for STARTTLS, but none was set up")
             progress.phase = Phase.TLS
-            await stream.start_tls(_chosen(connection.starttls), connection.server_hostname)
+            context = await _chosen(connection.starttls, connection)
+            await stream.start_tls(context, connection.server_hostname)
             progress.phase = Phase.CONVERSATION
             tls = stream.tls_session()
             handshake.tls_started()

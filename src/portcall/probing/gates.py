@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Final
 
-from portcall.tls.memo import TrustMemo
+from portcall.tls.memo import FIRST_PATIENCE, TrustMemo
 from portcall.verdicts import LocalFault
 
 #: The least an adapted connection timeout may be, in seconds. A server whose accept queue is
@@ -328,6 +328,20 @@ def host_answered() -> bool:
     then a conversation slot is taken before connecting, as no SYN will be waited out."""
     gates = GATES.get()
     return gates is None or gates.pace.slowest is not None
+
+
+async def first_verification(timeout: float) -> None:
+    """Before a handshake: while the run knows nothing of its chains and its first verifying
+    handshake is under way, wait for that outcome (`TrustMemo.first`), counted as time
+    waited, at most `FIRST_PATIENCE` or a quarter of `timeout`."""
+    memo = trust_memo()
+    if memo is None or memo.first is None or memo.first.done() or not memo.undecided():
+        return
+    if memo.first_task is asyncio.current_task():
+        return  # the first's own next rung (a legacy context) goes on at once
+    with waiting(), contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(min(FIRST_PATIENCE, timeout / 4)):
+            await asyncio.shield(memo.first)
 
 
 def trust_memo() -> TrustMemo | None:

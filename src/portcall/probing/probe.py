@@ -93,6 +93,8 @@ class _TlsState:
     fresh: bool = True
     #: The dropped modern hello that sent the probe to the TLS 1.0 fallback.
     dropped: HandshakeFailed | None = None
+    #: Set when this probe's handshake is the run's first verifying one (`TrustMemo.first`).
+    first: asyncio.Future[None] | None = None
 
     def from_the_top(self) -> None:
         """Leave the memo's shortcut: verify in the handshake, as without a memo."""
@@ -210,6 +212,20 @@ async def _climb_tls_ladder(
     a certificate is always read when there is one. All steps share one deadline."""
     state = _TlsState(asyncio.get_running_loop().time() + settings.timeout * PROBE_BUDGET)
     memo = trust_memo() if entry.tls is not TlsMode.NONE else None
+    try:
+        return await _climb(endpoint, entry, settings, state, memo)
+    finally:
+        if state.first is not None and not state.first.done():
+            state.first.set_result(None)  # no outcome to remember: the others wait no more
+
+
+async def _climb(
+    endpoint: Endpoint,
+    entry: PortEntry,
+    settings: Settings,
+    state: _TlsState,
+    memo: TrustMemo | None,
+) -> tuple[Conversation, _TlsState]:
     while True:
         try:
             conversation = await _attempt(endpoint, entry, settings, state)
@@ -382,6 +398,9 @@ async def _attempt(
             if state.fresh and memo is not None and memo.start_unverified:
                 state.verify, state.looking_up = False, True
             state.fresh = False
+            if state.verify and memo is not None and memo.first is None and memo.undecided():
+                memo.first = state.first = asyncio.get_running_loop().create_future()
+                memo.first_task = asyncio.current_task()
             PRIORITY.set(0)  # this probe has begun: its next connections go first
             return client_context(
                 verify=state.verify,

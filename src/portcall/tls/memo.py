@@ -7,8 +7,10 @@ by OpenSSL, what OpenSSL said. Once a run has seen one chain fail verification, 
 start with an unverifying handshake and look the chain up: a chain known gets the remembered
 outcome (one handshake instead of a refused one and a second); an unknown chain gets a
 verifying handshake as well, whose outcome is remembered; probes that meet the same unknown
-chain meanwhile wait for that one outcome. A lab or an organisation whose servers share an
-internal CA thus costs two handshakes once, then one per port.
+chain meanwhile wait for that one outcome. Handshakes about to begin while the run's first
+verifying handshake has no outcome yet wait for it too (`first`, `FIRST_PATIENCE`). A lab
+or an organisation whose servers share an internal CA thus costs two handshakes once, then
+one per port.
 """
 
 from __future__ import annotations
@@ -16,6 +18,11 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from dataclasses import dataclass, field
+from typing import Final
+
+#: Seconds a handshake waits at most for the run's first verifying handshake to have an
+#: outcome (`TrustMemo.first`); a slow first server costs the others no more than this.
+FIRST_PATIENCE: Final = 0.5
 
 
 @dataclass(frozen=True)
@@ -52,6 +59,12 @@ class TrustMemo:
     #: that handshake failed otherwise than by the chain's trust): a probe meeting one waits
     #: for it rather than verifying the same chain again.
     verifying: dict[str, asyncio.Future[Outcome | None]] = field(default_factory=dict)
+    #: The run's first verifying handshake, done once an outcome is remembered or its probe
+    #: has ended: handshakes about to begin meanwhile wait for it, so that the run's first
+    #: wave does not verify, and see refused, the same chain many times over.
+    first: asyncio.Future[None] | None = None
+    #: The task of the probe making it, which never waits for itself.
+    first_task: asyncio.Task[object] | None = None
 
     def get(self, key: str) -> Outcome | None:
         return self.outcomes.get(key)
@@ -61,3 +74,9 @@ class TrustMemo:
             self.outcomes[key] = outcome
         if not outcome.trusted:
             self.start_unverified = True
+        if self.first is not None and not self.first.done():
+            self.first.set_result(None)
+
+    def undecided(self) -> bool:
+        """Whether the run knows nothing yet of how its chains verify."""
+        return not self.outcomes and not self.start_unverified
