@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import asdict, replace
 from datetime import timedelta
 
 import pytest
@@ -35,6 +35,22 @@ def facts_for(
 
 def codes(tls: TlsFacts) -> list[FindingCode]:
     return [f.code for f in assess(tls, now=NOW)]
+
+
+def test_tls_facts_as_a_dict_are_every_field_in_order(valid: Issued) -> None:
+    """`to_dict` is `dataclasses.asdict` but for the dates, written as text, and the days
+    left, added; its lists are copies."""
+    tls = facts_for(valid)
+    tls.notes.append("a note")
+    data = tls.to_dict(now=NOW)
+    expected = asdict(tls)
+    certificate = expected["certificate"]
+    for stamp in ("not_before", "not_after"):
+        certificate[stamp] = certificate[stamp].isoformat()
+    certificate["days_left"] = tls.certificate.days_left(NOW) if tls.certificate else None
+    assert data == expected
+    assert list(data) == list(expected) and list(data["certificate"]) == list(certificate)
+    assert data["notes"] is not tls.notes
 
 
 def test_tls_facts_from_handshake_results(valid: Issued) -> None:

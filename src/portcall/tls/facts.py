@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 
@@ -76,24 +76,11 @@ class TlsFacts:
 def _plain(facts: TlsFacts | CertificateFacts) -> dict[str, object]:
     """The fields as a dict, lists copied and the certificate's facts converted too: what
     `dataclasses.asdict` gives, without deep-copying every string (a tenth of a millisecond
-    per result)."""
-    data: dict[str, object] = {}
-    for name in _field_names(type(facts)):
-        value = getattr(facts, name)
+    per result). A dataclass instance's `__dict__` holds its fields, in their order."""
+    data: dict[str, object] = dict(vars(facts))
+    for name, value in data.items():
         if isinstance(value, list):
-            value = list(value)
+            data[name] = list(value)
         elif isinstance(value, CertificateFacts):
-            value = _plain(value)
-        data[name] = value
+            data[name] = _plain(value)
     return data
-
-
-#: Field names by class, read once (`fields` builds them anew on every call).
-_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
-
-
-def _field_names(cls: type[TlsFacts | CertificateFacts]) -> tuple[str, ...]:
-    names = _FIELD_NAMES.get(cls)
-    if names is None:
-        names = _FIELD_NAMES[cls] = tuple(spec.name for spec in fields(cls))
-    return names
