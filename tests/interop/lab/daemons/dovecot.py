@@ -12,6 +12,7 @@ The auth process idles out after a while, and the first client after that is gre
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -168,7 +169,7 @@ class Dovecot(Daemon):
 
 
 #: Login processes kept running when they are shared: one per core of this machine.
-SHARED_LOGIN_PROCESSES = 2
+SHARED_LOGIN_PROCESSES = os.cpu_count() or 2
 
 
 def _login_service(
