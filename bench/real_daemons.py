@@ -7,13 +7,15 @@ tests/interop/test_scale_lab.py). The check runs in the namespace without the la
 every TLS probe meets an untrusted chain, as the goal is stated.
 
 One run of all 17 ports warms the daemons up first and is not counted. CPU per probe is the
-check's user + system time less the CPU of a start-up that loads the
-same modules and probes nothing (`portcall check --help`), divided by the probes; what else a
-run costs whatever its size (the trust store, the first use of each module) is spread over
+check's user + system time less the CPU of a start-up that probes nothing (`portcall check
+--help`), divided by the probes; what else a run costs whatever its size (the trust store,
+modules imported on first use such as pyOpenSSL, the first use of each module) is spread over
 256 hosts. The marginal CPU per probe leaves that out too: a run of one host on the same
 ports is the start-up, and the probes beyond it cost the difference. The row of all 17 ports
 is measured once more on asyncio's own event loop (`PORTCALL_LOOP=asyncio`), beside the
-default uvloop. The daemons run in their modes for many clients (Dovecot's login processes
+default uvloop; the rows of implicit TLS and of all 17 ports once more with every handshake in
+Python's `ssl` (`PORTCALL_TLS=ssl`), beside the default that makes the unverifying ones in
+pyOpenSSL. The daemons run in their modes for many clients (Dovecot's login processes
 shared, nnrpd as its own daemon: `tests/interop/lab/farm.py`); the rows of implicit TLS and of
 all 17 ports are measured once more in a second lab whose daemons start a process for each
 connection (a new Dovecot login process, nnrpd run by a super-server), whose starting weighs
@@ -45,6 +47,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from results import write_section  # noqa: E402
 
 from portcall.probing.loop import LOOP_VARIABLE, loop_name  # noqa: E402
+from portcall.tls.engine import ENGINE_VARIABLE, engine_name  # noqa: E402
 from tests.interop.lab.farm import mail_server_farm  # noqa: E402
 from tests.interop.lab.lab import Lab  # noqa: E402
 
@@ -62,10 +65,19 @@ PER_CONNECTION = {
     for kind in ("implicit TLS (443, 465, 563, 636, 993, 995, 3269)", "all 17")
 }
 TIME = ["/usr/bin/time", "-f", "%e %U %S %M"]
+#: Rows measured again with every handshake in Python's `ssl` (`PORTCALL_TLS=ssl`), none in
+#: pyOpenSSL.
+IN_SSL = {
+    f"{kind}, every handshake in Python's ssl": KINDS[kind]
+    for kind in ("implicit TLS (443, 465, 563, 636, 993, 995, 3269)", "all 17")
+}
 #: Libraries by what they are, first match wins: a substring of the name perf gives them.
 LIBRARIES = (
     ("the Python interpreter: portcall, asyncio, the standard library", ("libpython", "python3")),
-    ("OpenSSL: handshakes, records", ("libcrypto", "libssl")),
+    (
+        "OpenSSL: handshakes, records (the system's, and the one in cryptography's _rust.abi3)",
+        ("libcrypto", "libssl", "_rust.abi3"),
+    ),
     ("the kernel: system calls, loopback TCP", ("[kernel",)),
     ("the C library: memory, copies, locks", ("libc.so", "libc-")),
 )
@@ -122,6 +134,8 @@ def main() -> None:
             kinds.append(_kind(lab, args, kind, ports, startup))
         asyncio_loop = {LOOP_VARIABLE: "asyncio"}
         kinds.append(_kind(lab, args, "all 17, on asyncio's loop", "", startup, asyncio_loop))
+        for kind, ports in IN_SSL.items():
+            kinds.append(_kind(lab, args, kind, ports, startup, {ENGINE_VARIABLE: "ssl"}))
         for hosts in args.large:
             wall, cpu, rss, out = measured(lab, check(lab, hosts, ""))
             found = verdicts(out)
@@ -154,7 +168,7 @@ def libraries(lab: Lab, argv: list[str]) -> list[tuple[str, float]]:
             continue
         share, library = float(found.group(1)), found.group(2)
         kind = next((k for k, names in LIBRARIES if any(n in library for n in names)), None)
-        other = "other: extension modules (uvloop, json, cryptography, asyncio's C parts)"
+        other = "other: extension modules (uvloop, json, asyncio's C parts)"
         shares[kind or other] += share
     return sorted(shares.items(), key=lambda kv: -kv[1])
 
@@ -209,10 +223,11 @@ def write(
         f"{args.hosts} hosts, medians of {args.runs} runs; `bench/real_daemons.py` on "
         f"{datetime.now(UTC):%Y-%m-%d}, after one run of all 17 ports that warms the daemons up "
         f"and is not counted. CPU is the check's user + system time less a start-up "
-        f"that loads the same modules ({startup:.2f} s); its system time includes the kernel's "
+        f"(`portcall check --help`, {startup:.2f} s); its system time includes the kernel's "
         f"loopback work for the daemons. The marginal CPU is that of the probes beyond a run "
-        f"of one host on the same ports. The event loop is {loop_name()} unless the row says "
-        f"otherwise. Runs differ by 10 to 20 %: the daemons and the check share the cores.",
+        f"of one host on the same ports. The event loop is {loop_name()}, and the unverifying "
+        f"handshakes run in {engine_name()}, unless the row says otherwise. Runs differ by 10 "
+        f"to 20 %: the daemons and the check share the cores.",
         "",
         "| ports | probes | CPU s | CPU ms per probe | marginal CPU ms per probe | verdicts |",
         "|---|---|---|---|---|---|",

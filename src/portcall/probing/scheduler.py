@@ -28,6 +28,7 @@ from portcall.probing.probe import Endpoint, Settings, probe
 from portcall.probing.reasons import failure_reason
 from portcall.probing.targets import Target
 from portcall.tls.context import client_context
+from portcall.tls.engine import asked_library
 from portcall.tls.memo import TrustMemo
 from portcall.verdicts import LocalFault, Result
 
@@ -64,6 +65,7 @@ async def run_checks(
     """
     if settings.cafile is not None:
         client_context(verify=True, legacy=False, cafile=settings.cafile)  # TrustStoreError
+    asked_library()  # TlsEngineError: PORTCALL_TLS names no TLS library
     overall = Slots(limits.concurrency)
     allowed, _note = open_file_budget(connections_wanted(limits, len(targets), len(entries)))
     connections = asyncio.Semaphore(allowed)

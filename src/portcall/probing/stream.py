@@ -2,10 +2,11 @@
 connected UDP socket for the protocols that ask and answer in datagrams.
 
 The TCP stream is one small asyncio protocol (`_Wire`) over the event loop's socket
-transport; TLS runs in an `ssl.SSLObject` over memory BIOs inside it. asyncio's own streams
-and TLS protocol do the same with more layers (a stream reader, writer and protocol, a TLS
-protocol with its own transport, flow control between them); at thousands of probes that
-cost a third of a millisecond per TLS probe, with nothing a probe needs from them. What a
+transport; TLS runs over memory buffers inside it (`portcall.tls.engine`: Python's `ssl`, or
+pyOpenSSL for the unverifying handshake). asyncio's own streams and TLS protocol do the same
+with more layers (a stream reader, writer and protocol, a TLS protocol with its own transport,
+flow control between them); at thousands of probes that cost a third of a millisecond per TLS
+probe, with nothing a probe needs from them. What a
 failure raises is what asyncio raises for the same event, so verdicts do not depend on the
 layer: a TLS handshake cut by the peer's close is `ConnectionResetError`, an OpenSSL error
 its `ssl.SSLError`, a reset the `OSError` of the socket.
@@ -13,7 +14,6 @@ its `ssl.SSLError`, a reset the `OSError` of the socket.
 
 from __future__ import annotations
 
-import _ssl  # the DER encoding constant of `_ssl.Certificate.public_bytes`
 import asyncio
 import ssl
 import time
@@ -21,6 +21,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import cast
 
+from portcall.tls.engine import open_tls
 from portcall.tls.rawhello import FlightReader, ServerFlight
 
 #: How much one read may return; a reply larger than the handshake's limit is cut off there.
@@ -54,34 +55,16 @@ class TlsSession:
         return cls(flight.version_name, cipher, flight.chain[0], finished=False)
 
 
-def _peer_chain(ssl_object: ssl.SSLObject) -> tuple[bytes, ...]:
-    """The certificates the server sent, as DER. Python 3.13 has `get_unverified_chain()`;
-    3.10 to 3.12 have it on the private `_sslobj` only, hence the careful look-up."""
-    inner = getattr(ssl_object, "_sslobj", ssl_object)
-    get_chain = getattr(inner, "get_unverified_chain", None)
-    if get_chain is None:
-        return ()
-    try:
-        certificates = get_chain() or []
-        return tuple(bytes(c.public_bytes(_ssl.ENCODING_DER)) for c in certificates)
-    except (AttributeError, ValueError, ssl.SSLError):
-        return ()
-
-
 class _Tls:
-    """The TLS layer of a `_Wire`: an `ssl.SSLObject` whose records pass through two BIOs."""
+    """The TLS layer of a `_Wire`: a TLS connection over memory buffers (`tls.engine`)."""
 
-    __slots__ = ("done", "incoming", "outgoing", "ssl_object", "unsent")
+    __slots__ = ("connection", "done", "unsent")
 
     def __init__(self, context: ssl.SSLContext, server_hostname: str) -> None:
-        self.incoming = ssl.MemoryBIO()
-        self.outgoing = ssl.MemoryBIO()
-        self.ssl_object = context.wrap_bio(
-            self.incoming, self.outgoing, server_hostname=server_hostname or None
-        )
+        self.connection = open_tls(context, server_hostname)
         #: Set when the handshake has ended, with its error if it failed.
         self.done: asyncio.Future[None] | None = None
-        #: Records `send` wrote into `outgoing` that are not on the wire yet.
+        #: Records `send` wrote that `connection.drain` has not put on the wire yet.
         self.unsent = False
 
 
@@ -119,7 +102,7 @@ class _Wire(asyncio.Protocol):
         if tls is None:
             self.received += data
         else:
-            tls.incoming.write(data)
+            tls.connection.feed(data)
             if self.handshaking:
                 self._handshake()
                 return
@@ -168,14 +151,14 @@ class _Wire(asyncio.Protocol):
 
     def _flush(self) -> None:
         assert self.tls is not None
-        data = self.tls.outgoing.read()
+        data = self.tls.connection.drain()
         if data and self.transport is not None and not self.lost:
             self.transport.write(data)
 
     def _handshake(self) -> None:
         assert self.tls is not None
         try:
-            self.tls.ssl_object.do_handshake()
+            self.tls.connection.do_handshake()
         except _AGAIN:
             self._flush()
             return
@@ -200,7 +183,7 @@ class _Wire(asyncio.Protocol):
     def _decrypt(self) -> None:
         """Everything readable from the TLS records received; close_notify is the end."""
         assert self.tls is not None
-        read = self.tls.ssl_object.read
+        read = self.tls.connection.read
         try:
             while True:
                 chunk = read(READ_SIZE)
@@ -219,7 +202,7 @@ class _Wire(asyncio.Protocol):
         """After our close_notify: the peer's close_notify, its end, or an error end it."""
         assert self.tls is not None
         try:
-            self.tls.ssl_object.unwrap()
+            self.tls.connection.unwrap()
         except _AGAIN:
             return
         except ssl.SSLError as exc:
@@ -261,7 +244,7 @@ class _Wire(asyncio.Protocol):
         self.handshaking = True
         if self.received:
             # Sent before our hello, unasked for: TLS must make sense of it, or fail on it.
-            tls.incoming.write(bytes(self.received))
+            tls.connection.feed(bytes(self.received))
             self.received.clear()
         if self.lost or self.eof:
             self._handshake_ended(self.error or ConnectionResetError())
@@ -307,7 +290,7 @@ class _Wire(asyncio.Protocol):
         if self.tls is None:
             self.unsent += data
         else:
-            self.tls.ssl_object.write(data)
+            self.tls.connection.write(data)
             self.tls.unsent = True
         if self._writable is not None:
             await self._writable
@@ -397,13 +380,13 @@ class Stream:
         tls = self.wire.tls
         if tls is None or self.wire.handshaking:
             return None
-        ssl_object = tls.ssl_object
-        der = ssl_object.getpeercert(binary_form=True)
+        connection = tls.connection
+        der = connection.certificate()
         return TlsSession(
-            version=ssl_object.version(),
-            cipher=ssl_object.cipher(),
+            version=connection.version(),
+            cipher=connection.cipher(),
             der=der,
-            chain=_peer_chain(ssl_object) or ((der,) if der else ()),
+            chain=connection.chain() or ((der,) if der else ()),
         )
 
     async def peek_tls(self, hello: bytes) -> TlsSession:
