@@ -147,6 +147,49 @@ def test_tls_closes_with_close_notify(tls_server: ssl.SSLContext) -> None:
     assert ends == ["clean"]
 
 
+@pytest.mark.parametrize("library", ["pyopenssl", "ssl"])
+def test_the_finished_leaves_with_the_first_request(
+    library: str, tls_server: ssl.SSLContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """TLS 1.3: the client's Finished waits for the first request and leaves in the same
+    write; the server still answers, and a peer that speaks first still gets it at once."""
+    monkeypatch.setenv("PORTCALL_TLS", library)
+    tls_server.minimum_version = ssl.TLSVersion.TLSv1_3
+
+    def serve(conn: socket.socket) -> None:
+        with tls_server.wrap_socket(conn, server_side=True) as tls:
+            tls.sendall(b"echo: " + tls.recv(4096))
+
+    async def go(port: int) -> tuple[bytes, list[int], bool]:
+        context = client_context(verify=False, legacy=False)
+        stream = await Stream.connect("127.0.0.1", port, tls=context)
+        held = stream.wire.tls is not None and stream.wire.tls.unsent
+        writes: list[int] = []
+        transport = stream.wire.transport
+        assert transport is not None
+        write = transport.write
+
+        def counted(data: bytes | bytearray | memoryview) -> None:
+            writes.append(len(data))
+            write(data)
+
+        transport.write = counted  # type: ignore[method-assign]
+        await stream.send(b"ping")
+        reply = await stream.receive()
+        transport.write = write  # type: ignore[method-assign]
+        await stream.close()
+        return reply, writes, held
+
+    try:
+        with one_connection(serve) as port:
+            reply, writes, held = asyncio.run(go(port))
+    finally:
+        tls_server.minimum_version = ssl.TLSVersion.TLSv1_2
+    assert reply == b"echo: ping"
+    assert held  # nothing written between the handshake's end and the request
+    assert len(writes) == 1  # the Finished and the request, in one segment
+
+
 def test_an_alert_after_the_handshake_is_raised_by_receive(tls_server: ssl.SSLContext) -> None:
     """A TLS record that does not decrypt ends the stream with OpenSSL's error."""
 
@@ -250,6 +293,7 @@ def test_a_last_command_leaves_with_the_close_notify(tls_server: ssl.SSLContext)
     async def go(port: int) -> list[bytes]:
         context = client_context(verify=False, legacy=False)
         stream = await Stream.connect("127.0.0.1", port, tls=context)
+        await stream.receive()  # the greeting (the wait for it wrote the client's Finished)
         transport = stream.wire.transport
         assert transport is not None
         writes: list[bytes] = []
@@ -260,7 +304,6 @@ def test_a_last_command_leaves_with_the_close_notify(tls_server: ssl.SSLContext)
             write(data)
 
         transport.write = counted  # type: ignore[method-assign]
-        await stream.receive()
         await stream.send(b"a1 CAPABILITY\r\n")
         assert writes == []  # held back until the stream waits for the answer
         await stream.receive()

@@ -64,7 +64,7 @@ class _Tls:
         self.connection = open_tls(context, server_hostname)
         #: Set when the handshake has ended, with its error if it failed.
         self.done: asyncio.Future[None] | None = None
-        #: Records `send` wrote that `connection.drain` has not put on the wire yet.
+        #: Records `send` or the handshake's end wrote that are not on the wire yet.
         self.unsent = False
 
 
@@ -166,9 +166,11 @@ class _Wire(asyncio.Protocol):
             # As asyncio does, the alert OpenSSL prepared is not sent: the connection is cut.
             self._handshake_ended(exc)
             return
-        self._flush()
+        # The handshake's last flight (the client's Finished) waits for the first request, so
+        # that both leave in one segment; `receive` and `close` write it when none comes.
+        self.tls.unsent = True
         self._handshake_ended(None)
-        self._decrypt()  # the server may have sent more than its handshake already
+        self._decrypt(answer=False)  # the server may have sent more than its handshake already
         self._wake()
 
     def _handshake_ended(self, exc: BaseException | None) -> None:
@@ -180,8 +182,9 @@ class _Wire(asyncio.Protocol):
             else:
                 done.set_exception(exc)
 
-    def _decrypt(self) -> None:
-        """Everything readable from the TLS records received; close_notify is the end."""
+    def _decrypt(self, *, answer: bool = True) -> None:
+        """Everything readable from the TLS records received; close_notify is the end. With
+        `answer`, what TLS has to send back (a key update) is written at once."""
         assert self.tls is not None
         read = self.tls.connection.read
         try:
@@ -196,7 +199,8 @@ class _Wire(asyncio.Protocol):
         except ssl.SSLError as exc:
             self._fail(exc)
             return
-        self._flush()  # what reading may have to answer (a key update)
+        if answer:
+            self._flush()
 
     def _unwrap(self) -> None:
         """After our close_notify: the peer's close_notify, its end, or an error end it."""
