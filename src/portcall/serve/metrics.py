@@ -17,7 +17,8 @@ Per port, with the labels `port`, `transport` (tcp or udp: 53/tcp and 53/udp are
   the port's verdict and 0 for the others. A port's series thus never disappear when its
   verdict changes, and `portcall_port_verdict{verdict="refused"} == 1` finds closed ports.
   Here the `verdict` label is the state each series stands for.
-- `portcall_probe_duration_seconds`: how long that port's probe took.
+- `portcall_probe_duration_seconds`: how long that port's probe took, less its waits for a
+  connection or conversation slot (which the probe's other ports cause).
 - `portcall_tls_version_info`: 1, with the negotiated version as `version`, for ports that
   spoke TLS.
 - `portcall_cert_not_after_timestamp_seconds`: the end of the port's certificate (Unix time).
@@ -130,7 +131,12 @@ def _up(result: Result) -> float:
 
 
 def _duration(result: Result) -> float | None:
-    return result.timings.get("total")
+    """The probe's own time: its waits for a connection or conversation slot, which the
+    run's other ports cause, are left out (as `timings["waited"]`)."""
+    total = result.timings.get("total")
+    if total is None:
+        return None
+    return max(0.0, total - result.timings.get("waited", 0.0))
 
 
 def _not_after(result: Result) -> float | None:
