@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from portcall import __version__
 from portcall.report.inert import DOCUMENT_LIMIT, inert_tree, is_plain
@@ -47,10 +47,15 @@ def result_to_json(result: Result) -> str:
     printable ASCII without a backslash, within the length limit, holds only plain strings,
     which `inert_tree` would have left as they are."""
     fields = _fields(result)
-    line = json.dumps(fields, ensure_ascii=False)
+    line = _LINE.encode(fields)
     if is_plain(line, DOCUMENT_LIMIT):
         return line
-    return json.dumps(inert_tree(fields), ensure_ascii=False)
+    return _LINE.encode(inert_tree(fields))
+
+
+#: The encoder of `result_to_json`, made once (`json.dumps` with options makes one per call);
+#: a result is a tree of fresh dicts and lists, so no check for cycles is needed.
+_LINE: Final = json.JSONEncoder(ensure_ascii=False, check_circular=False)
 
 
 def _fields(result: Result) -> dict[str, Any]:

@@ -79,6 +79,8 @@ class OpenSslTls:
     def read(self, size: int) -> bytes:
         try:
             return self._connection.recv(size)
+        except SSL.WantReadError:
+            raise ssl.SSLWantReadError from None  # the common end of a read: not converted
         except SSL.ZeroReturnError:
             return b""  # the peer's close_notify, which `ssl` reports so
         except SSL.Error as err:
