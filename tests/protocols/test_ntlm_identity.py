@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 
 from portcall.catalog import load_catalog
 from portcall.probing.probe import Endpoint, Settings, probe
+from portcall.protocols import spnego
 from portcall.protocols.base import (
     Done,
     Handshake,
@@ -42,7 +43,6 @@ from portcall.protocols.ntlm import (
     parse_challenge,
 )
 from portcall.protocols.pop3 import Pop3Client, Pop3Server
-from portcall.protocols.smb import spnego
 from portcall.protocols.smtp import SmtpClient, SmtpServer
 from portcall.responders.certs import LabCertificates, ensure_lab, server_context
 from portcall.verdicts import Verdict

@@ -22,6 +22,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from portcall.protocols import spnego
 from portcall.protocols.base import (
     CLOSE,
     NEED_DATA,
@@ -42,7 +43,6 @@ from portcall.protocols.smb import (
     SmbServer,
     frame,
     smb1,
-    spnego,
 )
 from portcall.protocols.smb.messages import (
     SmbError,

@@ -12,6 +12,7 @@ from typing import Final
 
 import h11
 
+from portcall.protocols import spnego
 from portcall.protocols.base import (
     NEED_DATA,
     Event,
@@ -33,7 +34,6 @@ from portcall.protocols.ntlm import (
 )
 from portcall.protocols.peertext import quoted
 from portcall.protocols.products import product_from_text
-from portcall.protocols.smb import spnego
 
 USER_AGENT: Final = "portcall"
 STATUS_LINE_START: Final = b"HTTP/"

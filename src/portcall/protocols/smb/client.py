@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Generator
 
+from portcall.protocols import spnego
 from portcall.protocols.base import (
     Event,
     Handshake,
@@ -25,7 +26,7 @@ from portcall.protocols.ntlm.messages import (
     windows_name,
 )
 from portcall.protocols.peertext import quoted
-from portcall.protocols.smb import smb1, spnego
+from portcall.protocols.smb import smb1
 from portcall.protocols.smb.messages import (
     FLAGS_SERVER_TO_REDIR,
     FRAME_HEADER,

@@ -10,6 +10,7 @@ from collections.abc import Callable, Generator
 from datetime import UTC, datetime
 from typing import Final
 
+from portcall.protocols import spnego
 from portcall.protocols.base import (
     RemoteProtocolError,
     Send,
@@ -27,7 +28,7 @@ from portcall.protocols.ntlm.messages import (
     negotiate_flags,
 )
 from portcall.protocols.ntlm.server import host_identity
-from portcall.protocols.smb import smb1, spnego
+from portcall.protocols.smb import smb1
 from portcall.protocols.smb.messages import (
     ENCRYPTION,
     FLAGS_SERVER_TO_REDIR,
