@@ -33,7 +33,10 @@ OFFSET = 20000
 NETWORK = "127.0.1.0/26"
 #: Groups, first match wins: a substring of the code's file (or of a built-in's name).
 GROUPS = (
-    ("OpenSSL: TLS handshakes, reads and writes", ("_ssl.", "ssl.py")),
+    (
+        "OpenSSL (through Python's ssl and pyOpenSSL): TLS handshakes, reads and writes",
+        ("_ssl.", "ssl.py", "_openssl.", "OpenSSL/"),
+    ),
     ("pyasn1: LDAP and Kerberos messages", ("pyasn1",)),
     ("cryptography: certificate facts", ("cryptography",)),
     ("sockets and the event loop (asyncio)", ("asyncio", "selectors", "_socket", "select.")),

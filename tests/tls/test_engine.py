@@ -10,6 +10,8 @@ import contextlib
 import socket
 import ssl
 import struct
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -266,9 +268,6 @@ def test_a_last_command_and_close_notify_end_cleanly(
 
 def test_the_run_fails_on_an_unknown_library(tmp_path: Path) -> None:
     """A wrong `PORTCALL_TLS` stops `check` with a message, not with a verdict per port."""
-    import subprocess
-    import sys
-
     done = subprocess.run(
         [sys.executable, "-m", "portcall", "check", "127.0.0.1", "--ports", "993"],
         env={"PATH": "/usr/bin:/bin", ENGINE_VARIABLE: "gnutls"},

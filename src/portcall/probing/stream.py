@@ -6,10 +6,10 @@ transport; TLS runs over memory buffers inside it (`portcall.tls.engine`: Python
 pyOpenSSL for the unverifying handshake). asyncio's own streams and TLS protocol do the same
 with more layers (a stream reader, writer and protocol, a TLS protocol with its own transport,
 flow control between them); at thousands of probes that cost a third of a millisecond per TLS
-probe, with nothing a probe needs from them. What a
-failure raises is what asyncio raises for the same event, so verdicts do not depend on the
-layer: a TLS handshake cut by the peer's close is `ConnectionResetError`, an OpenSSL error
-its `ssl.SSLError`, a reset the `OSError` of the socket.
+probe, with nothing a probe needs from them. What a failure raises is what asyncio raises for
+the same event, so verdicts do not depend on the layer: a TLS handshake cut by the peer's
+close is `ConnectionResetError`, an OpenSSL error its `ssl.SSLError`, a reset the `OSError`
+of the socket.
 """
 
 from __future__ import annotations
