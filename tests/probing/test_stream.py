@@ -56,6 +56,26 @@ def one_connection(serve: Callable[[socket.socket], None]) -> Iterator[int]:
     assert not failures, failures
 
 
+@contextlib.contextmanager
+def counted_writes(stream: Stream) -> Iterator[list[bytes]]:
+    """What `stream` writes to its socket transport meanwhile, one item per write (asyncio's
+    loop: uvloop's transport cannot be patched)."""
+    transport = stream.wire.transport
+    assert transport is not None
+    writes: list[bytes] = []
+    write = transport.write
+
+    def counted(data: bytes | bytearray | memoryview) -> None:
+        writes.append(bytes(data))
+        write(data)
+
+    transport.write = counted  # type: ignore[method-assign]
+    try:
+        yield writes
+    finally:
+        transport.write = write  # type: ignore[method-assign]
+
+
 def test_a_peer_that_floods_is_held_to_the_limit() -> None:
     """A peer writing far more than is read fills at most `HOLD_LIMIT` (and one socket read)
     of memory; every byte still arrives, in order."""
@@ -160,25 +180,15 @@ def test_the_finished_leaves_with_the_first_request(
         with tls_server.wrap_socket(conn, server_side=True) as tls:
             tls.sendall(b"echo: " + tls.recv(4096))
 
-    async def go(port: int) -> tuple[bytes, list[int], bool]:
+    async def go(port: int) -> tuple[bytes, int, bool]:
         context = client_context(verify=False, legacy=False)
         stream = await Stream.connect("127.0.0.1", port, tls=context)
         held = stream.wire.tls is not None and stream.wire.tls.unsent
-        writes: list[int] = []
-        transport = stream.wire.transport
-        assert transport is not None
-        write = transport.write
-
-        def counted(data: bytes | bytearray | memoryview) -> None:
-            writes.append(len(data))
-            write(data)
-
-        transport.write = counted  # type: ignore[method-assign]
-        await stream.send(b"ping")
-        reply = await stream.receive()
-        transport.write = write  # type: ignore[method-assign]
+        with counted_writes(stream) as writes:
+            await stream.send(b"ping")
+            reply = await stream.receive()
         await stream.close()
-        return reply, writes, held
+        return reply, len(writes), held
 
     try:
         with one_connection(serve) as port:
@@ -187,7 +197,7 @@ def test_the_finished_leaves_with_the_first_request(
         tls_server.minimum_version = ssl.TLSVersion.TLSv1_2
     assert reply == b"echo: ping"
     assert held  # nothing written between the handshake's end and the request
-    assert len(writes) == 1  # the Finished and the request, in one segment
+    assert writes == 1  # the Finished and the request, in one segment
 
 
 def test_an_alert_after_the_handshake_is_raised_by_receive(tls_server: ssl.SSLContext) -> None:
@@ -294,22 +304,13 @@ def test_a_last_command_leaves_with_the_close_notify(tls_server: ssl.SSLContext)
         context = client_context(verify=False, legacy=False)
         stream = await Stream.connect("127.0.0.1", port, tls=context)
         await stream.receive()  # the greeting (the wait for it wrote the client's Finished)
-        transport = stream.wire.transport
-        assert transport is not None
-        writes: list[bytes] = []
-        write = transport.write
-
-        def counted(data: bytes | bytearray | memoryview) -> None:
-            writes.append(bytes(data))
-            write(data)
-
-        transport.write = counted  # type: ignore[method-assign]
-        await stream.send(b"a1 CAPABILITY\r\n")
-        assert writes == []  # held back until the stream waits for the answer
-        await stream.receive()
-        assert len(writes) == 1
-        await stream.send(b"a2 LOGOUT\r\n")
-        await stream.close()
+        with counted_writes(stream) as writes:
+            await stream.send(b"a1 CAPABILITY\r\n")
+            assert writes == []  # held back until the stream waits for the answer
+            await stream.receive()
+            assert len(writes) == 1
+            await stream.send(b"a2 LOGOUT\r\n")
+            await stream.close()
         return writes
 
     with one_connection(serve) as port:

@@ -15,7 +15,7 @@ import ssl
 import struct
 import threading
 import warnings
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -263,3 +263,34 @@ def _pop3_session(stream: Any) -> None:
         stream.flush()
         if verb == b"QUIT":
             return
+
+
+#: Seconds a `listener` waits for a connection, and each connection lasts at most.
+LISTEN_TIMEOUT = 10.0
+
+
+@contextlib.contextmanager
+def listener(handle: Callable[[socket.socket], None], connections: int = 1) -> Iterator[int]:
+    """Accept `connections` connections on an ephemeral loopback port, each given to `handle`;
+    the thread ends by itself once they are served or the accept times out."""
+    server = socket.create_server(("127.0.0.1", 0))
+    server.settimeout(LISTEN_TIMEOUT)
+
+    def serve() -> None:
+        with server:
+            for _ in range(connections):
+                try:
+                    conn, _ = server.accept()
+                except OSError:
+                    return
+                with conn:
+                    conn.settimeout(LISTEN_TIMEOUT)
+                    handle(conn)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield server.getsockname()[1]
+    finally:
+        thread.join(LISTEN_TIMEOUT * (connections + 1))
+        assert not thread.is_alive(), "the test server did not stop"

@@ -8,7 +8,6 @@ import socket
 import ssl
 import struct
 import subprocess
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ from portcall.tls.context import (
 )
 from portcall.verdicts import FindingCode
 from tests.tls.conftest import DAY, Issued, Pki, issue, make_ca
+from tests.tls.fakes import listener
 
 TIMEOUT = 10.0
 OPENSSL = shutil.which("openssl")
@@ -58,33 +58,6 @@ def connect(ctx: ssl.SSLContext, port: int) -> Seen:
         ctx.wrap_socket(raw, server_hostname="mail.example.com") as tls,
     ):
         return Seen(tls.version(), tls.cipher(), tls.getpeercert(binary_form=True))
-
-
-@contextmanager
-def listener(handle: Callable[[socket.socket], None], connections: int = 1) -> Iterator[int]:
-    """Accept `connections` connections on an ephemeral loopback port, each given to `handle`;
-    the thread ends by itself once they are served or the accept times out."""
-    server = socket.create_server(("127.0.0.1", 0))
-    server.settimeout(TIMEOUT)
-
-    def serve() -> None:
-        with server:
-            for _ in range(connections):
-                try:
-                    conn, _ = server.accept()
-                except OSError:
-                    return
-                with conn:
-                    conn.settimeout(TIMEOUT)
-                    handle(conn)
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        yield server.getsockname()[1]
-    finally:
-        thread.join(TIMEOUT * (connections + 1))
-        assert not thread.is_alive(), "the test server did not stop"
 
 
 def tls_handler(ctx: ssl.SSLContext, log: ServerLog) -> Callable[[socket.socket], None]:

@@ -12,8 +12,7 @@ import ssl
 import struct
 import subprocess
 import sys
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -24,7 +23,7 @@ from portcall.tls.context import client_context
 from portcall.tls.engine import ENGINE_VARIABLE, SslTls, TlsEngineError, TlsObject, open_tls
 from portcall.tls.pyopenssl_engine import OpenSslTls
 from tests.tls.conftest import Issued, issue, make_ca
-from tests.tls.fakes import parse_client_hello, tls10_server_context
+from tests.tls.fakes import listener, parse_client_hello, tls10_server_context
 
 ENGINES = ("ssl", "pyopenssl")
 #: Extension numbers: server_name, supported_groups, key_share.
@@ -62,31 +61,6 @@ def first_flight(connection: TlsObject) -> bytes:
     with pytest.raises(ssl.SSLWantReadError):
         connection.do_handshake()
     return connection.drain()
-
-
-@contextlib.contextmanager
-def serving(serve: Callable[[socket.socket], None], connections: int = 2) -> Iterator[int]:
-    """A listener on 127.0.0.1 whose next `connections` connections `serve` handles, one
-    after the other, in a thread; yields the port."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    listener.settimeout(10)
-
-    def run() -> None:
-        for _ in range(connections):
-            try:
-                conn, _ = listener.accept()
-            except OSError:
-                return
-            with conn, contextlib.suppress(OSError):
-                serve(conn)
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    try:
-        yield listener.getsockname()[1]
-    finally:
-        thread.join(10)
-        listener.close()
 
 
 def handshake(connection: TlsObject, port: int) -> None:
@@ -167,7 +141,7 @@ def test_both_libraries_read_the_same_facts(chain_files: tuple[str, str], ca: Is
             tls.recv(1)
 
     facts = {}
-    with serving(serve) as port:
+    with listener(serve, connections=2) as port:
         for library in ENGINES:
             connection = unverifying(library)
             handshake(connection, port)
@@ -218,7 +192,7 @@ def test_both_libraries_fail_alike(kind: str, chain_files: tuple[str, str]) -> N
         "sha1-cbc": _sha1_cbc_only(chain_files),
     }[kind]
     failures = {}
-    with serving(serve) as port:
+    with listener(serve, connections=2) as port:
         for library in ENGINES:
             with pytest.raises(ssl.SSLError) as caught:
                 handshake(unverifying(library), port)
@@ -260,7 +234,7 @@ def test_a_last_command_and_close_notify_end_cleanly(
         await stream.close()
         return stream.wire.error is None
 
-    with serving(serve, connections=1) as port:
+    with listener(serve) as port:
         clean = asyncio.run(go(port))
     assert clean
     assert seen == [b"a1 LOGOUT\r\n", b""]
