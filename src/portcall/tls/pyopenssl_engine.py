@@ -19,7 +19,7 @@ GROUPS: Final = b"X25519:P-256:X448:P-521:P-384:ffdhe2048:ffdhe3072:ffdhe4096:ff
 #: What `ssl` calls the OpenSSL libraries that pyOpenSSL names by their long names.
 _LIBRARIES: Final = {"SSL routines": "SSL", "X509 certificate routines": "X509"}
 
-#: OpenSSL 3.2 renamed the alerts SSL 3.0 defined ("sslv3 alert handshake failure" became
+#: Later OpenSSL releases renamed the alerts SSL 3.0 defined ("sslv3 alert handshake failure" became
 #: "tls alert handshake failure"); `ssl` on OpenSSL 3.0, and portcall, know the old names.
 _RENAMED_ALERTS: Final = ("TLS_ALERT_", "SSLV3_ALERT_")
 
