@@ -51,6 +51,11 @@ def test_tls_facts_as_a_dict_are_every_field_in_order(valid: Issued) -> None:
     assert data == expected
     assert list(data) == list(expected) and list(data["certificate"]) == list(certificate)
     assert data["notes"] is not tls.notes
+    # The certificate's text is made once and shared: each result gets its own copy.
+    assert tls.certificate is not None
+    data["certificate"]["dns_names"].append("changed.example.com")  # type: ignore[index]
+    data["certificate"]["subject"] = "changed"  # type: ignore[index]
+    assert tls.to_dict(now=NOW) == expected
 
 
 def test_tls_facts_from_handshake_results(valid: Issued) -> None:

@@ -27,7 +27,7 @@ import heapq
 import itertools
 import os
 import resource
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from enum import Enum
@@ -171,19 +171,28 @@ class Waited:
 WAITED: ContextVar[Waited | None] = ContextVar("portcall_waited", default=None)
 
 
-@contextlib.contextmanager
-def waiting() -> Iterator[None]:
+def waiting() -> _Waiting:
     """Count the time spent inside as this probe's waiting."""
-    waited = WAITED.get()
-    if waited is None:
-        yield
-        return
-    loop = asyncio.get_running_loop()
-    start = loop.time()
-    try:
-        yield
-    finally:
-        waited.seconds += loop.time() - start
+    return _Waiting(WAITED.get())
+
+
+class _Waiting:
+    """The context of `waiting`. The contexts every probe enters a few times are classes:
+    a generator's context costs some microseconds more each time."""
+
+    __slots__ = ("_start", "_waited")
+
+    def __init__(self, waited: Waited | None) -> None:
+        self._waited = waited
+        self._start = 0.0
+
+    def __enter__(self) -> None:
+        if self._waited is not None:
+            self._start = asyncio.get_running_loop().time()
+
+    def __exit__(self, *_exc: object) -> None:
+        if self._waited is not None:
+            self._waited.seconds += asyncio.get_running_loop().time() - self._start
 
 
 def seconds_waited() -> float:
@@ -191,20 +200,34 @@ def seconds_waited() -> float:
     return waited.seconds if waited is not None else 0.0
 
 
-@contextlib.asynccontextmanager
-async def connection_slot() -> AsyncIterator[None]:
+def connection_slot() -> _ConnectionSlot:
     """Held from the connection attempt to the close: bounds the sockets open at once."""
-    gates = GATES.get()
-    if gates is None:
-        yield
-        return
-    with waiting():
-        await gates.connections.acquire()
-    try:
-        await paced()
-        yield
-    finally:
-        gates.connections.release()
+    return _ConnectionSlot(GATES.get())
+
+
+class _ConnectionSlot:
+    """The context of `connection_slot` (a class: see `_Waiting`)."""
+
+    __slots__ = ("_gates",)
+
+    def __init__(self, gates: Gates | None) -> None:
+        self._gates = gates
+
+    async def __aenter__(self) -> None:
+        gates = self._gates
+        if gates is None:
+            return
+        with waiting():
+            await gates.connections.acquire()
+        try:
+            await paced()
+        except BaseException:
+            gates.connections.release()
+            raise
+
+    async def __aexit__(self, *_exc: object) -> None:
+        if self._gates is not None:
+            self._gates.connections.release()
 
 
 async def paced() -> None:
@@ -216,25 +239,36 @@ async def paced() -> None:
             await gates.rate.wait()
 
 
-@contextlib.asynccontextmanager
-async def conversation_slot() -> AsyncIterator[None]:
+def conversation_slot() -> _ConversationSlot:
     """Held while portcall talks on a connection: bounds the work done at once."""
-    gates = GATES.get()
-    if gates is None:
-        yield
-        return
-    with waiting():
-        await gates.per_host.acquire()
-        try:
-            await gates.conversations.acquire()
-        except BaseException:
+    return _ConversationSlot(GATES.get())
+
+
+class _ConversationSlot:
+    """The context of `conversation_slot` (a class: see `_Waiting`)."""
+
+    __slots__ = ("_gates",)
+
+    def __init__(self, gates: Gates | None) -> None:
+        self._gates = gates
+
+    async def __aenter__(self) -> None:
+        gates = self._gates
+        if gates is None:
+            return
+        with waiting():
+            await gates.per_host.acquire()
+            try:
+                await gates.conversations.acquire()
+            except BaseException:
+                gates.per_host.release()
+                raise
+
+    async def __aexit__(self, *_exc: object) -> None:
+        gates = self._gates
+        if gates is not None:
+            gates.conversations.release()
             gates.per_host.release()
-            raise
-    try:
-        yield
-    finally:
-        gates.conversations.release()
-        gates.per_host.release()
 
 
 class Slot(Enum):

@@ -46,6 +46,21 @@ PROBE_BUDGET = 3
 #: Protocols whose server speaks first: silence there may be TLS waiting for a ClientHello.
 SERVER_FIRST = frozenset({"smtp", "pop3", "imap", "nntp", "routing"})
 
+#: Probes of this process whose exception was kept to the end (`probe`'s failures), and
+#: other exceptions not let go of with `forget_frames`: the only source of the reference
+#: cycles the scheduler sweeps for (`scheduler._sweep_cycles`).
+_kept_exceptions = 0
+
+
+def kept_exceptions() -> int:
+    """How many exceptions (see `_kept_exceptions`) this process has met so far."""
+    return _kept_exceptions
+
+
+def _keep_exception() -> None:
+    global _kept_exceptions
+    _kept_exceptions += 1
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -125,6 +140,7 @@ async def probe(endpoint: Endpoint, entry: PortEntry, settings: Settings) -> Res
     except LocalFault:
         raise  # this machine's fault: no verdict about the target
     except Exception as exc:
+        _keep_exception()  # its frames may hold the connection in a cycle
         # A reply our parser could not take is our defect, not the peer's; one such port
         # must not cost the results of all the others. The table decides either way.
         failure = exc if isinstance(exc, ProbeFailure) else defect(exc)
@@ -330,6 +346,7 @@ async def _verify_chain(
         failure = classify_verify_error(err)
         return Outcome(False, failure.message, failure.chain_trusted)
     except ProbeFailure:
+        _keep_exception()
         return None
     return Outcome(trusted=True)
 

@@ -24,7 +24,7 @@ from portcall.probing.gates import (
     Waiting,
     open_file_budget,
 )
-from portcall.probing.probe import Endpoint, Settings, probe
+from portcall.probing.probe import Endpoint, Settings, kept_exceptions, probe
 from portcall.probing.reasons import failure_reason
 from portcall.probing.targets import Target
 from portcall.tls.context import client_context
@@ -133,16 +133,20 @@ async def _sweep_cycles() -> None:
     full garbage collection, which a run of thousands of probes rarely triggers (memory
     grew to 192 MB at 256 hosts x 17 ports before the sweeps). The objects alive before the
     run are frozen out of the sweep; a sweep still walks every object of the probes in
-    flight (tens of milliseconds when a thousand are), so the pause after one grows with
-    what it cost, and with how little it found. Python's own collections of young objects
-    run less often meanwhile (`YOUNG_THRESHOLD`)."""
+    flight (tens of milliseconds when a thousand are), so there is none while no exception
+    has been kept since the last (`probe.kept_exceptions`), and the pause after one grows
+    with what it cost, and with how little it found. Python's own collections of young
+    objects run less often meanwhile (`YOUNG_THRESHOLD`)."""
     gc.freeze()
     threshold = gc.get_threshold()
     gc.set_threshold(max(threshold[0], YOUNG_THRESHOLD), *threshold[1:])
     try:
-        pause, fruitless = SWEEP_EVERY, 0
+        pause, fruitless, kept = SWEEP_EVERY, 0, kept_exceptions()
         while True:
             await asyncio.sleep(pause)
+            if kept_exceptions() == kept:
+                continue  # nothing can have made a cycle since the last sweep
+            kept = kept_exceptions()
             start = time.process_time()
             found = gc.collect()
             fruitless = fruitless + 1 if found < SWEEP_WORTH else 0

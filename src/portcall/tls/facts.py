@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from enum import StrEnum
 
@@ -44,6 +44,22 @@ class CertificateFacts:
     def days_left(self, now: datetime) -> int:
         return (self.not_after - now).days
 
+    def to_dict(self, now: datetime) -> dict[str, object]:
+        """The fields, the dates as text, then the days left at `now`. The text of the
+        fields is made once per certificate (which every probe meeting it shares) and
+        copied for each result, lists included."""
+        text: dict[str, object] | None = self.__dict__.get("_text")
+        if text is None:
+            text = {item.name: getattr(self, item.name) for item in fields(self)}
+            text["not_before"] = self.not_before.isoformat()
+            text["not_after"] = self.not_after.isoformat()
+            object.__setattr__(self, "_text", text)  # not a field: no part of its value
+        data = dict(text)
+        data["dns_names"] = list(self.dns_names)
+        data["ip_addresses"] = list(self.ip_addresses)
+        data["days_left"] = self.days_left(now)
+        return data
+
 
 @dataclass
 class TlsFacts:
@@ -64,23 +80,14 @@ class TlsFacts:
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self, now: datetime | None = None) -> dict[str, object]:
-        data = _plain(self)
-        cert = data.get("certificate")
-        if isinstance(cert, dict) and self.certificate is not None:
-            for stamp in ("not_before", "not_after"):
-                cert[stamp] = cert[stamp].isoformat()
-            cert["days_left"] = self.certificate.days_left(now or datetime.now(UTC))
+        """The fields as a dict, lists copied and the certificate's facts as its `to_dict`:
+        what `dataclasses.asdict` gives, but for the dates, without deep-copying every string
+        (a tenth of a millisecond per result). An instance's `__dict__` holds its fields, in
+        their order."""
+        data: dict[str, object] = dict(vars(self))
+        for name, value in data.items():
+            if isinstance(value, list):
+                data[name] = list(value)
+        if self.certificate is not None:
+            data["certificate"] = self.certificate.to_dict(now or datetime.now(UTC))
         return data
-
-
-def _plain(facts: TlsFacts | CertificateFacts) -> dict[str, object]:
-    """The fields as a dict, lists copied and the certificate's facts converted too: what
-    `dataclasses.asdict` gives, without deep-copying every string (a tenth of a millisecond
-    per result). A dataclass instance's `__dict__` holds its fields, in their order."""
-    data: dict[str, object] = dict(vars(facts))
-    for name, value in data.items():
-        if isinstance(value, list):
-            data[name] = list(value)
-        elif isinstance(value, CertificateFacts):
-            data[name] = _plain(value)
-    return data

@@ -4,6 +4,7 @@ makes its first handshake here (`engine.open_tls`), so that start-up stays small
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import ssl
 from typing import Final
@@ -160,7 +161,10 @@ def as_ssl_error(err: SSL.Error) -> ssl.SSLError:
     return converted
 
 
+@functools.lru_cache(maxsize=1024)
 def _is_address(name: str) -> bool:
+    """Whether `name` is an IP address; remembered, as a run asks it of the same few names
+    on every TLS probe, and a name fails both of `ipaddress`'s parsers first."""
     try:
         ipaddress.ip_address(name)
     except ValueError:
