@@ -97,8 +97,17 @@ def _variants() -> list[Result]:
 
 def test_a_result_line_is_the_inert_document_whichever_way_it_was_made() -> None:
     """`result_to_json` judges a result by its serialization when it can; its line is always
-    exactly the inert result `result_to_dict` gives."""
+    exactly the inert result `result_to_dict` gives, as compact JSON on one line."""
     for result in _variants():
-        expected = json.dumps(result_to_dict(result), ensure_ascii=False)
+        expected = json.dumps(result_to_dict(result), ensure_ascii=False, separators=(",", ":"))
         assert result_to_json(result) == expected
     assert "\\\\x7f" in result_to_json(_variants()[5])  # DEL, which JSON leaves as it is
+
+
+def test_a_result_orjson_refuses_is_written_all_the_same() -> None:
+    """An integer beyond 64 bits, and a key that is no string, in a result's details: the
+    line is the standard library's, in the same compact form."""
+    result = replace(_variants()[0], details={"big": 2**70, 7: "seven"})
+    line = result_to_json(result)
+    assert line == json.dumps(result_to_dict(result), ensure_ascii=False, separators=(",", ":"))
+    assert json.loads(line)["details"] == {"big": 2**70, "7": "seven"}

@@ -15,6 +15,8 @@ import json
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
+import orjson
+
 from portcall import __version__
 from portcall.report.inert import DOCUMENT_LIMIT, inert_tree, is_plain
 from portcall.verdicts import (
@@ -41,21 +43,30 @@ def result_to_dict(result: Result) -> dict[str, Any]:
 
 
 def result_to_json(result: Result) -> str:
-    """`result_to_dict` as one line of JSON. A result in which no string needs escaping (the
-    common case) is serialized once, and judged by its serialization, without a walk through
-    its strings: JSON escapes every control character, quote and backslash, so a line of
-    printable ASCII without a backslash, within the length limit, holds only plain strings,
-    which `inert_tree` would have left as they are."""
+    """`result_to_dict` as one line of compact JSON. A result in which no string needs
+    escaping (the common case) is serialized once, and judged by its serialization, without a
+    walk through its strings: JSON escapes every control character, quote and backslash, so a
+    line of printable ASCII without a backslash, within the length limit, holds only plain
+    strings, which `inert_tree` would have left as they are."""
     fields = _fields(result)
-    line = _LINE.encode(fields)
+    line = _line(fields)
     if is_plain(line, DOCUMENT_LIMIT):
         return line
-    return _LINE.encode(inert_tree(fields))
+    return _line(inert_tree(fields))
 
 
-#: The encoder of `result_to_json`, made once (`json.dumps` with options makes one per call);
-#: a result is a tree of fresh dicts and lists, so no check for cycles is needed.
-_LINE: Final = json.JSONEncoder(ensure_ascii=False, check_circular=False)
+def _line(tree: dict[str, Any]) -> str:
+    """`tree` as compact JSON, by orjson (a tenth of the standard library's time for a
+    result); what orjson refuses (an integer beyond 64 bits) by the standard library."""
+    try:
+        return orjson.dumps(tree, option=orjson.OPT_NON_STR_KEYS).decode()
+    except TypeError:
+        return _LINE.encode(tree)
+
+
+#: `_line`'s second encoder, made once (`json.dumps` with options makes one per call); a
+#: result is a tree of fresh dicts and lists, so no check for cycles is needed.
+_LINE: Final = json.JSONEncoder(ensure_ascii=False, check_circular=False, separators=(",", ":"))
 
 
 def _fields(result: Result) -> dict[str, Any]:
