@@ -240,6 +240,41 @@ def test_a_last_command_and_close_notify_end_cleanly(
     assert seen == [b"a1 LOGOUT\r\n", b""]
 
 
+@pytest.mark.parametrize("library", ENGINES)
+def test_a_write_longer_than_a_chunk_is_drained_whole(
+    library: str, chain_files: tuple[str, str]
+) -> None:
+    """Forty kilobytes written at once leave in one `drain`: several records, all of them,
+    and the server reads every byte."""
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(*chain_files)
+    payload = bytes(range(256)) * 160
+    read: list[bytes] = []
+
+    def serve(conn: socket.socket) -> None:
+        with server.wrap_socket(conn, server_side=True) as tls:
+            got = b""
+            while len(got) < len(payload) and (more := tls.recv(65536)):
+                got += more
+            read.append(got)
+
+    connection = unverifying(library)
+    with listener(serve) as port, socket.create_connection(("127.0.0.1", port)) as sock:
+        while True:
+            try:
+                connection.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                sock.sendall(connection.drain())
+                connection.feed(sock.recv(65536))
+        connection.write(payload)
+        records = connection.drain()
+        assert connection.drain() == b""
+        sock.sendall(records)
+    assert len(records) > len(payload)
+    assert read == [payload]
+
+
 def test_the_run_fails_on_an_unknown_library(tmp_path: Path) -> None:
     """A wrong `PORTCALL_TLS` stops `check` with a message, not with a verdict per port."""
     done = subprocess.run(
