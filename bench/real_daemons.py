@@ -20,7 +20,9 @@ shared, nnrpd as its own daemon: `tests/interop/lab/farm.py`); the rows of impli
 all 17 ports are measured once more in a second lab whose daemons start a process for each
 connection (a new Dovecot login process, nnrpd run by a super-server), whose starting weighs
 on the check's CPU on these shared cores. Ports that are not `ok` are printed with their
-reasons. Where `perf` is installed, one more run of all 17 ports is sampled by it, and its
+reasons. Around each run of many hosts the whole machine's busy CPU time is read
+(/proc/stat): over the wall time it says whether the run was bounded by CPU, and less the
+check's it is the daemons' CPU per probe. Where `perf` is installed, one more run of all 17 ports is sampled by it, and its
 CPU split by library: the Python interpreter (portcall's code, asyncio, the standard library),
 OpenSSL, the kernel and the C library. The rows go into bench/RESULTS.md. Run as root:
 `python3 bench/real_daemons.py [--runs N] [--hosts N] [--large N]`.
@@ -30,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shutil
 import statistics
@@ -40,6 +43,7 @@ from collections import Counter
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import NamedTuple
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -64,7 +68,7 @@ PER_CONNECTION = {
     f"{kind}, daemons starting a process per connection": KINDS[kind]
     for kind in ("implicit TLS (443, 465, 563, 636, 993, 995, 3269)", "all 17")
 }
-TIME = ["/usr/bin/time", "-f", "%e %U %S %M"]
+TIME = ["/usr/bin/time", "-f", "%e %U %S %M %c"]
 #: Rows measured again with every handshake in Python's `ssl` (`PORTCALL_TLS=ssl`), none in
 #: pyOpenSSL.
 IN_SSL = {
@@ -87,15 +91,38 @@ def addresses(count: int) -> list[str]:
     return [f"127.0.{1 + n // 256}.{n % 256}" for n in range(count)]
 
 
-def measured(
-    lab: Lab, argv: list[str], env: Mapping[str, str] | None = None
-) -> tuple[float, float, int, str]:
-    """Wall seconds, CPU seconds, peak RSS in KB, and standard output."""
+class Run(NamedTuple):
+    wall: float
+    #: The check's user + system seconds.
+    cpu: float
+    #: Peak RSS, KB.
+    rss: int
+    out: str
+    #: Times the check was switched out while it could have run on (preempted).
+    preempted: int
+    #: Busy CPU seconds of the whole machine (all cores, every process) during the run.
+    busy: float
+
+
+def measured(lab: Lab, argv: list[str], env: Mapping[str, str] | None = None) -> Run:
+    """The check's wall and CPU seconds, peak RSS, output and preemptions, and what the
+    whole machine was busy meanwhile."""
+    before = machine_busy()
     done = lab.run([*TIME, *argv], env=env, timeout=1800)
-    wall, user, system, rss = done.stderr.strip().splitlines()[-1].split()
+    busy = machine_busy() - before
+    wall, user, system, rss, preempted = done.stderr.strip().splitlines()[-1].split()
     if done.returncode not in (0, 1, 2):
         raise RuntimeError(f"check failed ({done.returncode}): {done.stderr[-2000:]}")
-    return float(wall), float(user) + float(system), int(rss), done.stdout
+    cpu = float(user) + float(system)
+    return Run(float(wall), cpu, int(rss), done.stdout, int(preempted), busy)
+
+
+def machine_busy() -> float:
+    """CPU seconds all cores have spent busy since boot (/proc/stat: user, nice, system,
+    irq, softirq), in the kernel's clock ticks."""
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq = (int(f) for f in fields[:7])
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
 
 
 def check(lab: Lab, hosts: int, ports: str) -> list[str]:
@@ -124,8 +151,8 @@ def main() -> None:
     with Lab("mail.lab.test", every_address=True) as lab:
         lab.start(*mail_server_farm())
         time.sleep(1)
-        startups = [measured(lab, [sys.executable, "-m", "portcall", "check", "--help"])[1]]
-        startups += [measured(lab, [sys.executable, "-m", "portcall", "check", "--help"])[1]]
+        startups = [measured(lab, [sys.executable, "-m", "portcall", "check", "--help"]).cpu]
+        startups += [measured(lab, [sys.executable, "-m", "portcall", "check", "--help"]).cpu]
         startup = min(startups)
         # Not counted: the daemons start their worker processes and fill their caches on
         # the first flood, which would otherwise weigh on whichever kind of port came first.
@@ -137,10 +164,7 @@ def main() -> None:
         for kind, ports in IN_SSL.items():
             kinds.append(_kind(lab, args, kind, ports, startup, {ENGINE_VARIABLE: "ssl"}))
         for hosts in args.large:
-            wall, cpu, rss, out = measured(lab, check(lab, hosts, ""))
-            found = verdicts(out)
-            sizes.append((hosts, wall, cpu - startup, (cpu - startup) / (hosts * 17) * 1000,
-                          rss / 1024, found))  # fmt: skip
+            sizes.append((hosts, measured(lab, check(lab, hosts, ""))))
         split = libraries(lab, check(lab, args.hosts, "")) if shutil.which("perf") else []
     with Lab("mail.lab.test", every_address=True) as lab:
         lab.start(*mail_server_farm(process_per_connection=True))
@@ -161,7 +185,7 @@ def libraries(lab: Lab, argv: list[str]) -> list[tuple[str, float]]:
         text=True,
         check=True,
     ).stdout
-    shares: Counter[str] = Counter()
+    shares: dict[str, float] = {}
     for line in report.splitlines():
         found = re.match(r"\s*([\d.]+)%\s+(\S+)", line)
         if found is None:
@@ -169,7 +193,7 @@ def libraries(lab: Lab, argv: list[str]) -> list[tuple[str, float]]:
         share, library = float(found.group(1)), found.group(2)
         kind = next((k for k, names in LIBRARIES if any(n in library for n in names)), None)
         other = "other: extension modules (uvloop, json, asyncio's C parts)"
-        shares[kind or other] += share
+        shares[kind or other] = shares.get(kind or other, 0.0) + share
     return sorted(shares.items(), key=lambda kv: -kv[1])
 
 
@@ -201,15 +225,15 @@ def _cpu(
 ) -> tuple[int, float, Counter[str]]:
     """Probes, median CPU seconds, and the verdicts of `args.runs` runs on `hosts` hosts."""
     runs = [measured(lab, check(lab, hosts, ports), env) for _ in range(args.runs)]
-    found = verdicts(runs[-1][3])
-    return sum(found.values()), statistics.median(run[1] for run in runs), found
+    found = verdicts(runs[-1].out)
+    return sum(found.values()), statistics.median(run.cpu for run in runs), found
 
 
 def write(
     args: argparse.Namespace,
     startup: float,
     kinds: list[Kind],
-    sizes: list[tuple[int, float, float, float, float, Counter[str]]],
+    sizes: list[tuple[int, Run]],
     split: list[tuple[str, float]],
 ) -> None:
     lines = [
@@ -239,13 +263,23 @@ def write(
         )
     lines += [
         "",
-        "| hosts x 17 ports | wall s | CPU s | CPU ms per probe | peak RSS MB | verdicts |",
-        "|---|---|---|---|---|---|",
+        f"Many hosts, one run each. The machine's cores busy is all its busy CPU time during "
+        f"the run (/proc/stat: every process, the kernel) over the wall time, of "
+        f"{os.cpu_count()}; the daemons' CPU per probe is that busy time less the check's. "
+        f"Preempted: times per probe the check was switched out while it could have run on.",
+        "",
+        "| hosts x 17 ports | wall s | CPU s | CPU ms per probe | cores busy | daemons' CPU ms "
+        "per probe | preempted per probe | peak RSS MB | verdicts |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
-    for hosts, wall, cpu, per_probe, rss, found in sizes:
+    for hosts, run in sizes:
+        probes = hosts * 17
+        cpu = run.cpu - startup
         lines.append(
-            f"| {hosts} | {wall:.1f} | {cpu:.2f} | {per_probe:.2f} | {rss:.0f} | "
-            f"{_summary(found)} |"
+            f"| {hosts} | {run.wall:.1f} | {cpu:.2f} | {cpu / probes * 1000:.2f} | "
+            f"{run.busy / run.wall:.2f} | {(run.busy - run.cpu) / probes * 1000:.2f} | "
+            f"{run.preempted / probes:.2f} | {run.rss / 1024:.0f} | "
+            f"{_summary(verdicts(run.out))} |"
         )
     if split:
         lines += [
