@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from portcall.probing.stream import Stream
-from portcall.tls import engine
+from portcall.tls import engine, pyopenssl_engine
 from portcall.tls.context import client_context
 from portcall.tls.engine import ENGINE_VARIABLE, SslTls, TlsEngineError, TlsObject, open_tls
 from portcall.tls.pyopenssl_engine import OpenSslTls
@@ -104,6 +104,23 @@ def test_pyopenssl_asked_for_but_unusable_is_an_error(monkeypatch: pytest.Monkey
         open_tls(client_context(verify=False, legacy=False), "")
     monkeypatch.delenv(ENGINE_VARIABLE)
     assert isinstance(open_tls(client_context(verify=False, legacy=False), ""), SslTls)
+
+
+def test_a_pyopenssl_without_the_handles_leaves_every_handshake_to_ssl(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The engine moves records through pyOpenSSL's own handles on its `Connection`; a
+    release without them is told apart before the first handshake, and `ssl` does all."""
+    monkeypatch.delenv(ENGINE_VARIABLE, raising=False)
+    context = client_context(verify=False, legacy=False)
+    assert pyopenssl_engine.mirror(context) is not None
+    monkeypatch.setattr(pyopenssl_engine, "_HANDLES", (*pyopenssl_engine._HANDLES, "_gone"))
+    assert pyopenssl_engine.mirror(context) is None
+    engine._build_mirror.cache_clear()
+    try:
+        assert isinstance(open_tls(context, "mail.example.com"), SslTls)
+    finally:
+        engine._build_mirror.cache_clear()
 
 
 def test_both_libraries_send_the_same_hello() -> None:

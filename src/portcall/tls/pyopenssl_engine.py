@@ -1,6 +1,15 @@
 """Client TLS in pyOpenSSL, shaped as `portcall.tls.engine.TlsObject` and raising what `ssl`
 raises: the home of the mapping from pyOpenSSL's errors to `ssl`'s. Imported only when a run
-makes its first handshake here (`engine.open_tls`), so that start-up stays small."""
+makes its first handshake here (`engine.open_tls`), so that start-up stays small.
+
+The records in and out, and the plaintext read and written, the calls a probe makes most
+(some twenty per TLS probe), go straight to the OpenSSL binding beneath pyOpenSSL, on the
+handles of pyOpenSSL's own `Connection`: pyOpenSSL's Python wrappers cost about a microsecond
+a call, and an exception for every read that finds nothing, together about 3 % of a run's CPU.
+Their ends that are not data (an error, the peer's close_notify) go through pyOpenSSL, which
+names them; the handshake and the shutdown do too. Where a pyOpenSSL release lacks those
+handles, `mirror` says so and `ssl` takes every handshake.
+"""
 
 from __future__ import annotations
 
@@ -27,9 +36,20 @@ _RENAMED_ALERTS: Final = ("TLS_ALERT_", "SSLV3_ALERT_")
 #: OpenSSL reasons that `ssl` raises as `ssl.SSLEOFError`.
 _EOF_REASONS: Final = frozenset({"UNEXPECTED_EOF_WHILE_READING"})
 
-#: Bytes asked of the outgoing BIO, or of a TLS read, at once: a record's worth. Below 64 KiB,
-#: where the C library's `free` of each such buffer would sort all its small free blocks.
+#: Bytes asked of a TLS read in `unwrap`, at once: a record's worth. Below 64 KiB, where the C
+#: library's `free` of each such buffer would sort all its small free blocks.
 _CHUNK: Final = 17 * 1024
+
+_lib: Final = Binding.lib
+_ffi: Final = Binding.ffi
+#: Buffers OpenSSL fills at once need no zeroing first (pyOpenSSL's own allocator does so).
+_buffer: Final = _ffi.new_allocator(should_clear_after_alloc=False)
+_WANT_READ: Final = _lib.SSL_ERROR_WANT_READ
+#: pyOpenSSL's handles on a `Connection`: the SSL object, its memory BIOs, and the method that
+#: raises the pyOpenSSL exception for a failed call.
+_HANDLES: Final = ("_ssl", "_into_ssl", "_from_ssl", "_raise_ssl_error")
+#: The binding's calls `OpenSslTls` makes itself.
+_CALLS: Final = ("BIO_write", "BIO_read", "BIO_get_mem_data", "SSL_read", "SSL_write")
 
 
 def mirror(context: ssl.SSLContext) -> SSL.Context | None:
@@ -42,17 +62,23 @@ def mirror(context: ssl.SSLContext) -> SSL.Context | None:
     copy.set_options(SSL.OP_ALL | SSL.OP_NO_COMPRESSION)
     tls12 = [c["name"] for c in context.get_ciphers() if c["protocol"] != "TLSv1.3"]
     copy.set_cipher_list(":".join(tls12).encode())
-    set_groups = getattr(Binding.lib, "SSL_CTX_set1_curves_list", None)
+    set_groups = getattr(_lib, "SSL_CTX_set1_curves_list", None)
     handle = getattr(copy, "_context", None)
     if set_groups is None or handle is None or set_groups(handle, GROUPS) != 1:
+        return None
+    if not all(hasattr(_lib, call) for call in _CALLS):
+        return None
+    connection = SSL.Connection(copy, None)
+    if not all(hasattr(connection, name) for name in _HANDLES):
         return None
     return copy
 
 
 class OpenSslTls:
-    """A pyOpenSSL `Connection` over its own memory BIOs."""
+    """A pyOpenSSL `Connection` over its own memory BIOs; its records and plaintext are
+    moved by the binding's calls on the connection's handles (see the module's text)."""
 
-    __slots__ = ("_chain", "_connection")
+    __slots__ = ("_chain", "_connection", "_from", "_into", "_ssl")
 
     def __init__(self, context: SSL.Context, server_hostname: str) -> None:
         connection = SSL.Connection(context, None)
@@ -61,19 +87,22 @@ class OpenSslTls:
             connection.set_tlsext_host_name(server_hostname.encode("idna"))
         connection.set_connect_state()
         self._connection = connection
+        self._ssl = connection._ssl
+        self._into = connection._into_ssl
+        self._from = connection._from_ssl
         self._chain: tuple[bytes, ...] | None = None
 
     def feed(self, records: bytes) -> None:
-        self._connection.bio_write(records)
+        if _lib.BIO_write(self._into, records, len(records)) != len(records):
+            raise MemoryError("OpenSSL's memory buffer could not grow")  # its only failure
 
     def drain(self) -> bytes:
-        try:
-            data = self._connection.bio_read(_CHUNK)
-        except SSL.WantReadError:
+        pending = _lib.BIO_get_mem_data(self._from, _ffi.NULL)
+        if pending <= 0:
             return b""
-        if len(data) < _CHUNK:
-            return data
-        return data + self.drain()  # rare: a flight longer than a chunk
+        buffer = _buffer("char[]", pending)
+        records: bytes = _ffi.buffer(buffer, _lib.BIO_read(self._from, buffer, pending))[:]
+        return records
 
     def do_handshake(self) -> None:
         try:
@@ -82,20 +111,33 @@ class OpenSslTls:
             raise as_ssl_error(err) from None
 
     def read(self, size: int) -> bytes:
+        buffer = _buffer("char[]", size)
+        count = _lib.SSL_read(self._ssl, buffer, size)
+        if count > 0:
+            data: bytes = _ffi.buffer(buffer, count)[:]
+            return data
+        if _lib.SSL_get_error(self._ssl, count) == _WANT_READ:
+            raise ssl.SSLWantReadError  # the common end of a read: no more records yet
         try:
-            return self._connection.recv(size)
-        except SSL.WantReadError:
-            raise ssl.SSLWantReadError from None  # the common end of a read: not converted
+            self._connection._raise_ssl_error(self._ssl, count)
         except SSL.ZeroReturnError:
             return b""  # the peer's close_notify, which `ssl` reports so
         except SSL.Error as err:
             raise as_ssl_error(err) from None
+        return b""
 
     def write(self, data: bytes) -> None:
-        try:
-            self._connection.sendall(data)
-        except SSL.Error as err:
-            raise as_ssl_error(err) from None
+        # pyOpenSSL's contexts allow partial writes: a record at a time, for long data.
+        left = data
+        while left:
+            count = _lib.SSL_write(self._ssl, left, len(left))
+            if count <= 0:
+                try:
+                    self._connection._raise_ssl_error(self._ssl, count)
+                except SSL.Error as err:
+                    raise as_ssl_error(err) from None
+                raise ssl.SSLError(1, f"[SSL] a write of {len(left)} bytes failed")
+            left = left[count:]
 
     def unwrap(self) -> None:
         """Send close_notify once, then read up to the peer's. What the peer still sends
@@ -105,13 +147,10 @@ class OpenSslTls:
         try:
             if not connection.get_shutdown() & SSL.SENT_SHUTDOWN:
                 connection.shutdown()
-            while connection.recv(_CHUNK):
-                pass
-        except SSL.ZeroReturnError:
-            return
         except SSL.Error as err:
             raise as_ssl_error(err) from None
-        raise ssl.SSLWantReadError(2, "The operation did not complete (read)")
+        while self.read(_CHUNK):  # SSLWantReadError until the peer's close_notify
+            pass
 
     def version(self) -> str | None:
         return self._connection.get_protocol_version_name() or None
