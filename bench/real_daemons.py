@@ -22,10 +22,11 @@ connection (a new Dovecot login process, nnrpd run by a super-server), whose sta
 on the check's CPU on these shared cores. Ports that are not `ok` are printed with their
 reasons. Around each run of many hosts the whole machine's busy CPU time is read
 (/proc/stat): over the wall time it says whether the run was bounded by CPU, and less the
-check's it is the daemons' CPU per probe. Where `perf` is installed, one more run of all 17 ports is sampled by it, and its
-CPU split by library: the Python interpreter (portcall's code, asyncio, the standard library),
-OpenSSL, the kernel and the C library. The rows go into bench/RESULTS.md. Run as root:
-`python3 bench/real_daemons.py [--runs N] [--hosts N] [--large N]`.
+check's it is the daemons' CPU per probe. Where `perf` is installed, one more run of all 17
+ports is sampled by it, and its CPU split by library: the Python interpreter (portcall's code,
+asyncio, the standard library), OpenSSL, the kernel and the C library. The rows go into
+bench/RESULTS.md. Run as root, with the project's environment:
+`.venv/bin/python bench/real_daemons.py [--runs N] [--hosts N] [--large N]`.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ makes its first handshake here (`engine.open_tls`), so that start-up stays small
 The records in and out, and the plaintext read and written, the calls a probe makes most
 (some twenty per TLS probe), go straight to the OpenSSL binding beneath pyOpenSSL, on the
 handles of pyOpenSSL's own `Connection`: pyOpenSSL's Python wrappers cost about a microsecond
-a call, and an exception for every read that finds nothing, together about 3 % of a run's CPU.
+a call, and an exception for every read that finds nothing, together about 4 % of a run's CPU.
 Their ends that are not data (an error, the peer's close_notify) go through pyOpenSSL, which
 names them; the handshake and the shutdown do too. Where a pyOpenSSL release lacks those
 handles, `mirror` says so and `ssl` takes every handshake.
