@@ -2,7 +2,8 @@
 
 Both run against the same healthy lab (OpenLDAP, Dovecot, Postfix, INN, nginx and, on 691, a
 portcall routing responder) inside a network namespace this script creates, in one run, and
-the table goes into bench/RESULTS.md. Run as root: `python3 bench/check_vs_nmap.py [--runs N]`.
+the table goes into bench/RESULTS.md. Run as root:
+`.venv/bin/python bench/check_vs_nmap.py [--runs N]`.
 """
 
 from __future__ import annotations

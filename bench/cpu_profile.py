@@ -6,7 +6,7 @@ namespace (the script re-executes itself there), under cProfile. Each function's
 (`tottime`) goes to one group by where its code lives; the table goes into bench/RESULTS.md.
 The profiler's clock is the process's CPU time, so time spent waiting for the peers counts
 nowhere. cProfile slows Python code more than C code, so the shares lean toward Python.
-Run as root: `python3 bench/cpu_profile.py`.
+Run as root: `.venv/bin/python bench/cpu_profile.py`.
 """
 
 from __future__ import annotations

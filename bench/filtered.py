@@ -4,7 +4,7 @@ A network namespace of this script's own has its loopback up and an nftables inp
 drops every TCP packet to the 17 catalog ports of 127.0.1.0/24, as a host firewall would (all
 of 127.0.0.0/8 is loopback inside it), so nothing answers and nothing is refused: each
 connection attempt waits out the timeout.
-The rows go into bench/RESULTS.md. Run as root: `python3 bench/filtered.py [--runs N]`.
+The rows go into bench/RESULTS.md. Run as root: `.venv/bin/python bench/filtered.py [--runs N]`.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ of 127.0.0.0/8 is loopback inside it, so the targets are N addresses of 127.0.x.
 `-iL`. For each
 size the table gives the check's wall time, its CPU time (user + system, less the CPU of a
 `portcall --version` start-up), the CPU per probe, its peak memory, and the verdicts. The rows
-go into bench/RESULTS.md. Run as root: `python3 bench/scale.py [--runs N] [--no-nmap]`.
+go into bench/RESULTS.md. Run as root: `.venv/bin/python bench/scale.py [--runs N] [--no-nmap]`.
 """
 
 from __future__ import annotations
