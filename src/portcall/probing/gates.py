@@ -205,13 +205,23 @@ def connection_slot() -> _ConnectionSlot:
     return _ConnectionSlot(GATES.get())
 
 
-class _ConnectionSlot:
-    """The context of `connection_slot` (a class: see `_Waiting`)."""
+def conversation_slot() -> _ConversationSlot:
+    """Held while portcall talks on a connection: bounds the work done at once."""
+    return _ConversationSlot(GATES.get())
+
+
+class _Held:
+    """The context of a slot of this probe's gates (none when nothing is gated); a class, as
+    `_Waiting` is."""
 
     __slots__ = ("_gates",)
 
     def __init__(self, gates: Gates | None) -> None:
         self._gates = gates
+
+
+class _ConnectionSlot(_Held):
+    __slots__ = ()
 
     async def __aenter__(self) -> None:
         gates = self._gates
@@ -230,6 +240,35 @@ class _ConnectionSlot:
             self._gates.connections.release()
 
 
+class _ConversationSlot(_Held):
+    __slots__ = ()
+
+    async def __aenter__(self) -> None:
+        if self._gates is not None:
+            with waiting():
+                await _take_conversation(self._gates)
+
+    async def __aexit__(self, *_exc: object) -> None:
+        if self._gates is not None:
+            _give_conversation(self._gates)
+
+
+async def _take_conversation(gates: Gates) -> None:
+    """A conversation slot: the host's, then the run's (the host's is given back when the
+    wait for the run's is cut short)."""
+    await gates.per_host.acquire()
+    try:
+        await gates.conversations.acquire()
+    except BaseException:
+        gates.per_host.release()
+        raise
+
+
+def _give_conversation(gates: Gates) -> None:
+    gates.conversations.release()
+    gates.per_host.release()
+
+
 async def paced() -> None:
     """Wait for the run's `--rate` before a new connection: each is one, also one made again
     inside a connection slot that already paced the first."""
@@ -237,38 +276,6 @@ async def paced() -> None:
     if gates is not None and gates.rate is not None:
         with waiting():
             await gates.rate.wait()
-
-
-def conversation_slot() -> _ConversationSlot:
-    """Held while portcall talks on a connection: bounds the work done at once."""
-    return _ConversationSlot(GATES.get())
-
-
-class _ConversationSlot:
-    """The context of `conversation_slot` (a class: see `_Waiting`)."""
-
-    __slots__ = ("_gates",)
-
-    def __init__(self, gates: Gates | None) -> None:
-        self._gates = gates
-
-    async def __aenter__(self) -> None:
-        gates = self._gates
-        if gates is None:
-            return
-        with waiting():
-            await gates.per_host.acquire()
-            try:
-                await gates.conversations.acquire()
-            except BaseException:
-                gates.per_host.release()
-                raise
-
-    async def __aexit__(self, *_exc: object) -> None:
-        gates = self._gates
-        if gates is not None:
-            gates.conversations.release()
-            gates.per_host.release()
 
 
 class Slot(Enum):
@@ -312,20 +319,14 @@ async def slot_for_open_connection() -> AsyncIterator[Slot]:
     start = loop.time()
     try:
         with waiting():
-            await gates.per_host.acquire()
-            try:
-                await gates.conversations.acquire()
-            except BaseException:
-                gates.per_host.release()
-                raise
+            await _take_conversation(gates)
     finally:
         gates.waiting_here.count -= 1
         gates.waiting_all.count -= 1
     try:
         yield Slot.STALE if loop.time() - start > IDLE_LIMIT else Slot.READY
     finally:
-        gates.conversations.release()
-        gates.per_host.release()
+        _give_conversation(gates)
 
 
 async def first_contact() -> bool:
