@@ -66,18 +66,22 @@ def first_flight(connection: TlsObject) -> bytes:
 def handshake(connection: TlsObject, port: int) -> None:
     """Drive `connection`'s handshake over a blocking socket; raises what it raises."""
     with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-        while True:
-            try:
-                connection.do_handshake()
-            except ssl.SSLWantReadError:
-                sock.sendall(connection.drain())
-                received = sock.recv(65536)
-                if not received:
-                    raise ConnectionResetError("closed during the handshake") from None
-                connection.feed(received)
-                continue
-            sock.sendall(connection.drain())
+        drive(connection, sock)
+        sock.sendall(connection.drain())
+
+
+def drive(connection: TlsObject, sock: socket.socket) -> None:
+    """`connection`'s handshake over `sock`, up to its last flight, which is left unsent."""
+    while True:
+        try:
+            connection.do_handshake()
             return
+        except ssl.SSLWantReadError:
+            sock.sendall(connection.drain())
+            received = sock.recv(65536)
+            if not received:
+                raise ConnectionResetError("closed during the handshake") from None
+            connection.feed(received)
 
 
 def test_the_modern_unverifying_handshake_runs_in_pyopenssl_unless_told(
@@ -258,11 +262,11 @@ def test_a_last_command_and_close_notify_end_cleanly(
 
 
 @pytest.mark.parametrize("library", ENGINES)
-def test_a_write_longer_than_a_chunk_is_drained_whole(
+def test_a_write_of_many_records_is_drained_whole(
     library: str, chain_files: tuple[str, str]
 ) -> None:
-    """Forty kilobytes written at once leave in one `drain`: several records, all of them,
-    and the server reads every byte."""
+    """Forty kilobytes written at once (with the handshake's last flight) leave in one
+    `drain`: several records, all of them, and the server reads every byte."""
     server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     server.load_cert_chain(*chain_files)
     payload = bytes(range(256)) * 160
@@ -277,13 +281,7 @@ def test_a_write_longer_than_a_chunk_is_drained_whole(
 
     connection = unverifying(library)
     with listener(serve) as port, socket.create_connection(("127.0.0.1", port)) as sock:
-        while True:
-            try:
-                connection.do_handshake()
-                break
-            except ssl.SSLWantReadError:
-                sock.sendall(connection.drain())
-                connection.feed(sock.recv(65536))
+        drive(connection, sock)
         connection.write(payload)
         records = connection.drain()
         assert connection.drain() == b""
