@@ -6,9 +6,10 @@ The records in and out, and the plaintext read and written, the calls a probe ma
 (some twenty per TLS probe), go straight to the OpenSSL binding beneath pyOpenSSL, on the
 handles of pyOpenSSL's own `Connection`: pyOpenSSL's Python wrappers cost about a microsecond
 a call, and an exception for every read that finds nothing, together about 4 % of a run's CPU.
-Their ends that are not data (an error, the peer's close_notify) go through pyOpenSSL, which
-names them; the handshake and the shutdown do too. Where a pyOpenSSL release lacks those
-handles, `mirror` says so and `ssl` takes every handshake.
+The handshake's steps and the close_notify go the same way. A call that wants more records,
+or meets the peer's close_notify, is told so by OpenSSL's code; any other failure goes
+through pyOpenSSL, which names it. Where a pyOpenSSL release lacks those handles, `mirror`
+says so and `ssl` takes every handshake.
 """
 
 from __future__ import annotations
@@ -44,12 +45,26 @@ _lib: Final = Binding.lib
 _ffi: Final = Binding.ffi
 #: Buffers OpenSSL fills at once need no zeroing first (pyOpenSSL's own allocator does so).
 _buffer: Final = _ffi.new_allocator(should_clear_after_alloc=False)
-_WANT_READ: Final = _lib.SSL_ERROR_WANT_READ
+#: OpenSSL's codes (part of its ABI): a call wants more records; the peer sent close_notify;
+#: our close_notify is out.
+_WANT_READ: Final = getattr(_lib, "SSL_ERROR_WANT_READ", 2)
+_ZERO_RETURN: Final = getattr(_lib, "SSL_ERROR_ZERO_RETURN", 6)
+_SENT_SHUTDOWN: Final = getattr(_lib, "SSL_SENT_SHUTDOWN", 1)
 #: pyOpenSSL's handles on a `Connection`: the SSL object, its memory BIOs, and the method that
 #: raises the pyOpenSSL exception for a failed call.
 _HANDLES: Final = ("_ssl", "_into_ssl", "_from_ssl", "_raise_ssl_error")
 #: The binding's calls `OpenSslTls` makes itself.
-_CALLS: Final = ("BIO_write", "BIO_read", "BIO_get_mem_data", "SSL_read", "SSL_write")
+_CALLS: Final = (
+    "BIO_write",
+    "BIO_read",
+    "BIO_get_mem_data",
+    "SSL_do_handshake",
+    "SSL_read",
+    "SSL_write",
+    "SSL_shutdown",
+    "SSL_get_shutdown",
+    "SSL_get_error",
+)
 
 
 def mirror(context: ssl.SSLContext) -> SSL.Context | None:
@@ -105,10 +120,9 @@ class OpenSslTls:
         return records
 
     def do_handshake(self) -> None:
-        try:
-            self._connection.do_handshake()
-        except SSL.Error as err:
-            raise as_ssl_error(err) from None
+        result = _lib.SSL_do_handshake(self._ssl)
+        if result != 1:
+            raise self._failed(result)
 
     def read(self, size: int) -> bytes:
         buffer = _buffer("char[]", size)
@@ -116,15 +130,10 @@ class OpenSslTls:
         if count > 0:
             data: bytes = _ffi.buffer(buffer, count)[:]
             return data
-        if _lib.SSL_get_error(self._ssl, count) == _WANT_READ:
-            raise ssl.SSLWantReadError  # the common end of a read: no more records yet
-        try:
-            self._connection._raise_ssl_error(self._ssl, count)
-        except SSL.ZeroReturnError:
+        code = _lib.SSL_get_error(self._ssl, count)
+        if code == _ZERO_RETURN:
             return b""  # the peer's close_notify, which `ssl` reports so
-        except SSL.Error as err:
-            raise as_ssl_error(err) from None
-        return b""
+        raise self._failed(count, code)  # not kept in a local: its frames would hold it
 
     def write(self, data: bytes) -> None:
         # pyOpenSSL's contexts allow partial writes: a record at a time, for long data.
@@ -132,25 +141,36 @@ class OpenSslTls:
         while left:
             count = _lib.SSL_write(self._ssl, left, len(left))
             if count <= 0:
-                try:
-                    self._connection._raise_ssl_error(self._ssl, count)
-                except SSL.Error as err:
-                    raise as_ssl_error(err) from None
-                raise ssl.SSLError(1, f"[SSL] a write of {len(left)} bytes failed")
+                raise self._failed(count)
             left = left[count:]
 
     def unwrap(self) -> None:
         """Send close_notify once, then read up to the peer's. What the peer still sends
         before it (its answer to a last command) is dropped, as `ssl`'s unwrap drops it;
         newer OpenSSL refuses such data inside its own shutdown, hence the reads."""
-        connection = self._connection
-        try:
-            if not connection.get_shutdown() & SSL.SENT_SHUTDOWN:
-                connection.shutdown()
-        except SSL.Error as err:
-            raise as_ssl_error(err) from None
+        if not _lib.SSL_get_shutdown(self._ssl) & _SENT_SHUTDOWN:
+            result = _lib.SSL_shutdown(self._ssl)
+            if result < 0:
+                raise self._failed(result)
         while self.read(_CHUNK):  # SSLWantReadError until the peer's close_notify
             pass
+
+    def _failed(self, result: int, code: int | None = None) -> ssl.SSLError:
+        """What the call that returned `result` failed with (OpenSSL's `code` for it, when
+        asked already), as `ssl` raises it: the two common ends (more records wanted, the
+        peer's close_notify) told by the code, anything else by the exception pyOpenSSL
+        makes of it."""
+        if code is None:
+            code = _lib.SSL_get_error(self._ssl, result)
+        if code == _WANT_READ:
+            return _want_read()
+        if code == _ZERO_RETURN:
+            return _zero_return()
+        try:
+            self._connection._raise_ssl_error(self._ssl, result)
+        except SSL.Error as err:
+            return as_ssl_error(err)
+        return ssl.SSLError(1, f"[SSL] a call failed with OpenSSL's code {code}")
 
     def version(self) -> str | None:
         return self._connection.get_protocol_version_name() or None
@@ -183,9 +203,9 @@ def as_ssl_error(err: SSL.Error) -> ssl.SSLError:
     "TLSV1_ALERT_PROTOCOL_VERSION", "tls alert handshake failure" the older
     "SSLV3_ALERT_HANDSHAKE_FAILURE")."""
     if isinstance(err, SSL.WantReadError):
-        return ssl.SSLWantReadError(2, "The operation did not complete (read)")
+        return _want_read()
     if isinstance(err, SSL.ZeroReturnError):
-        return ssl.SSLZeroReturnError(6, "TLS/SSL connection has been closed (EOF)")
+        return _zero_return()
     if isinstance(err, SSL.SysCallError):
         return ssl.SSLEOFError(8, "EOF occurred in violation of protocol")
     queue = err.args[0] if err.args and isinstance(err.args[0], list) else []
@@ -202,6 +222,14 @@ def as_ssl_error(err: SSL.Error) -> ssl.SSLError:
     converted.library = library
     converted.reason = reason
     return converted
+
+
+def _want_read() -> ssl.SSLWantReadError:
+    return ssl.SSLWantReadError(2, "The operation did not complete (read)")
+
+
+def _zero_return() -> ssl.SSLZeroReturnError:
+    return ssl.SSLZeroReturnError(6, "TLS/SSL connection has been closed (EOF)")
 
 
 @functools.lru_cache(maxsize=1024)
