@@ -13,7 +13,7 @@ verification codes and security levels the rest of portcall reads.
 The two do not differ in what a server sees or in what a failure means: the pyOpenSSL context
 copies the `ssl` context's hello (versions, TLS 1.2 suites, key-exchange groups, SNI for names
 only), and what pyOpenSSL raises is raised as `ssl` raises it. Where the hello cannot be
-copied, `ssl` is used.
+copied, or pyOpenSSL lacks the handles its records move through, `ssl` is used.
 
 `PORTCALL_TLS=ssl` keeps every handshake in `ssl`; `PORTCALL_TLS=pyopenssl` asks for pyOpenSSL
 (an error where it is missing or unusable). By default pyOpenSSL is used where it is usable.
@@ -146,8 +146,8 @@ def _mirror(context: ssl.SSLContext) -> SSL.Context | None:
     mirror = _build_mirror(context)
     if mirror is None and asked:
         raise TlsEngineError(
-            f"{ENGINE_VARIABLE}=pyopenssl, but pyOpenSSL is not installed or cannot set the "
-            "key-exchange groups"
+            f"{ENGINE_VARIABLE}=pyopenssl, but pyOpenSSL is not installed, cannot set the "
+            "key-exchange groups, or lacks the handles portcall moves records through"
         )
     return mirror
 

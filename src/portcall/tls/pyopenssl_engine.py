@@ -70,7 +70,8 @@ _CALLS: Final = (
 def mirror(context: ssl.SSLContext) -> SSL.Context | None:
     """A pyOpenSSL context whose hello is the one `context` (modern, unverifying) sends: TLS
     1.2 or newer, the same TLS 1.2 cipher suites, the same groups. None when the groups cannot
-    be set: pyOpenSSL has no call for them, the binding beneath it does."""
+    be set (pyOpenSSL has no call for them, the binding beneath it does), or when the binding's
+    calls or pyOpenSSL's handles that `OpenSslTls` uses are missing."""
     copy = SSL.Context(SSL.TLS_CLIENT_METHOD)
     copy.set_verify(SSL.VERIFY_NONE)
     copy.set_min_proto_version(SSL.TLS1_2_VERSION)
