@@ -14,8 +14,11 @@ from pathlib import Path
 
 import pytest
 
-OFFSET = 33000
-POP3 = 110 + OFFSET
+from tests.responders.test_listen_cli import free_ports
+
+#: POP3's catalog port, moved by `--port-offset` to a port free when the test starts: a fixed
+#: one in the ephemeral range may be some client connection's local port at that moment.
+POP3_CATALOG = 110
 
 
 def children(pid: int) -> list[int]:
@@ -43,9 +46,15 @@ def gone_within(pids: list[int], seconds: float) -> bool:
 
 
 @pytest.fixture
-def listening(tmp_path: Path) -> Iterator[subprocess.Popen[str]]:
+def pop3_port() -> int:
+    return free_ports(1)[0]
+
+
+@pytest.fixture
+def listening(tmp_path: Path, pop3_port: int) -> Iterator[subprocess.Popen[str]]:
+    offset = pop3_port - POP3_CATALOG
     argv = [sys.executable, "-m", "portcall", "listen", "--workers", "3", "--ports", "pop3"]
-    argv += ["--port-offset", str(OFFSET), "--cert-dir", str(tmp_path / "certs")]
+    argv += ["--port-offset", str(offset), "--cert-dir", str(tmp_path / "certs")]
     process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     assert process.stdout is not None
     for line in process.stdout:
@@ -60,22 +69,24 @@ def listening(tmp_path: Path) -> Iterator[subprocess.Popen[str]]:
         process.wait(10)
 
 
-def greeting() -> bytes:
-    with socket.create_connection(("127.0.0.1", POP3), timeout=3) as sock:
+def greeting(port: int) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=3) as sock:
         return sock.recv(100)
 
 
-def test_three_processes_share_the_port(listening: subprocess.Popen[str]) -> None:
+def test_three_processes_share_the_port(listening: subprocess.Popen[str], pop3_port: int) -> None:
     workers = children(listening.pid)
     assert len(workers) == 2
-    listeners = subprocess.run(["ss", "-Hltnp", f"sport = :{POP3}"], capture_output=True, text=True)
+    listeners = subprocess.run(
+        ["ss", "-Hltnp", f"sport = :{pop3_port}"], capture_output=True, text=True
+    )
     serving = {
         int(part.split("pid=")[1].split(",")[0])
         for part in listeners.stdout.split()
         if "pid=" in part
     }
     assert serving == {listening.pid, *workers}
-    assert all(greeting().startswith(b"+OK") for _ in range(30))
+    assert all(greeting(pop3_port).startswith(b"+OK") for _ in range(30))
 
 
 def test_the_workers_end_with_a_sigterm(listening: subprocess.Popen[str]) -> None:
